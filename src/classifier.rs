@@ -1,0 +1,147 @@
+//! Backbone + head + labels: preprocessed photos in, top-K labelled probabilities out.
+
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::model::{Head, ModelError, NamedTensors, ResNet50};
+use crate::preprocess::{INPUT_SIDE, Input};
+use crate::weights::bundle::{HeadFile, WeightsError, decode_backbone};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    pub index: usize,
+    pub label: String,
+    pub probability: f32,
+}
+
+#[derive(Debug)]
+pub struct Classifier {
+    backbone: ResNet50,
+    head: Head,
+    labels: Vec<String>,
+    device: Device,
+}
+
+impl Classifier {
+    pub fn new(backbone: ResNet50, head: HeadFile, device: &Device) -> Result<Self, WeightsError> {
+        let (head, labels) = build_head(head, device)?;
+        Ok(Self {
+            backbone,
+            head,
+            labels,
+            device: device.clone(),
+        })
+    }
+
+    /// Swap the head, keeping the backbone.
+    pub fn set_head(&mut self, head: HeadFile) -> Result<(), WeightsError> {
+        (self.head, self.labels) = build_head(head, &self.device)?;
+        Ok(())
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The pooled 2048 features, `[N, 2048]`.
+    pub fn features(&self, inputs: &[Input]) -> Tensor<2> {
+        self.backbone.forward(input_batch(inputs, &self.device))
+    }
+
+    /// Class probabilities, `[N, classes]`.
+    pub fn probabilities(&self, inputs: &[Input]) -> Tensor<2> {
+        self.head.forward(self.features(inputs))
+    }
+
+    /// Top `k` predictions for each input (reads the result back synchronously: native and
+    /// CPU backends; the browser's WebGPU path reads asynchronously).
+    pub fn classify(&self, inputs: &[Input], k: usize) -> Vec<Vec<Prediction>> {
+        let probabilities = self.probabilities(inputs).into_data();
+        let values = probabilities.as_slice::<f32>().expect("f32 probabilities");
+        values
+            .chunks(self.labels.len())
+            .map(|row| top_k(row, &self.labels, k))
+            .collect()
+    }
+}
+
+/// Load a backbone from the bytes of a bundle file (f32 or int8).
+pub fn load_backbone(file: &str, bytes: &[u8], device: &Device) -> Result<ResNet50, WeightsError> {
+    let tensors = decode_backbone(file, bytes)?;
+    ResNet50::from_tensors(tensors, device).map_err(|source| WeightsError::Model {
+        file: file.into(),
+        source,
+    })
+}
+
+fn build_head(head: HeadFile, device: &Device) -> Result<(Head, Vec<String>), WeightsError> {
+    let HeadFile {
+        name,
+        labels,
+        tensors,
+    } = head;
+    let model_error = |source| WeightsError::Model {
+        file: name.clone(),
+        source,
+    };
+    let classes = head_classes(&tensors);
+    if classes != labels.len() {
+        return Err(model_error(ModelError::LabelCount {
+            weights: classes,
+            labels: labels.len(),
+        }));
+    }
+    let head = Head::from_tensors(tensors, device).map_err(model_error)?;
+    Ok((head, labels))
+}
+
+fn head_classes(tensors: &NamedTensors) -> usize {
+    tensors
+        .get("weight")
+        .and_then(|(shape, _)| shape.get(1).copied())
+        .unwrap_or(0)
+}
+
+/// Stack preprocessed photos into a `[N, 3, 224, 224]` batch.
+pub fn input_batch(inputs: &[Input], device: &Device) -> Tensor<4> {
+    let data: Vec<f32> = inputs.iter().flat_map(|i| i.chw.iter().copied()).collect();
+    Tensor::from_data(
+        TensorData::new(data, [inputs.len(), 3, INPUT_SIDE, INPUT_SIDE]),
+        device,
+    )
+}
+
+/// The `k` most probable classes, most probable first.
+pub fn top_k(probabilities: &[f32], labels: &[String], k: usize) -> Vec<Prediction> {
+    let mut order: Vec<usize> = (0..probabilities.len()).collect();
+    order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
+    order
+        .into_iter()
+        .take(k)
+        .map(|index| Prediction {
+            index,
+            label: labels
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| index.to_string()),
+            probability: probabilities[index],
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_orders_by_probability() {
+        let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let top = top_k(&[0.2, 0.5, 0.3], &labels, 2);
+        assert_eq!(top.iter().map(|p| p.index).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(top[0].label, "b");
+    }
+}

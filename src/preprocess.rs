@@ -1,0 +1,353 @@
+//! The one preprocessing path, shared by the CLI, training and the web page.
+//!
+//! photo bytes (or RGBA pixels from a canvas) → RGB, upright → shorter side 256 (antialiased
+//! bilinear) → centre crop 224 → BGR minus the ImageNet means (Keras "caffe" mode) →
+//! a `[3, 224, 224]` planar f32 input for the backbone.
+
+use std::io::Cursor;
+
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+use serde::{Deserialize, Serialize};
+
+/// Side of the square the network sees.
+pub const INPUT_SIDE: usize = 224;
+/// The shorter side is resized to this before the centre crop.
+pub const RESIZE_SHORTER_SIDE: u32 = 256;
+/// Channel means subtracted from the 0–255 values, in the network's channel order (B, G, R).
+pub const MEAN_BGR: [f32; 3] = [103.939, 116.779, 123.68];
+/// Photos wider or taller than this are refused before any pixel is decoded.
+pub const MAX_SIDE_PIXELS: u32 = 16_384;
+/// Upper bound on what one decode may allocate (a 16k x 16k RGBA photo is 1 GiB: too much
+/// for a browser tab; 8k x 8k fits).
+pub const MAX_DECODE_BYTES: u64 = 320 * 1024 * 1024;
+
+/// The preprocessing constants, as recorded in `weights/manifest.json`, so that a bundle made
+/// for other constants is refused instead of silently giving wrong answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessing {
+    pub channel_order: String,
+    pub mean: [f32; 3],
+    pub scale: f32,
+    pub resize_shorter_side: u32,
+    pub crop: usize,
+    pub resize_filter: String,
+}
+
+impl Preprocessing {
+    /// What this build of lucy does.
+    pub fn current() -> Self {
+        Self {
+            channel_order: "BGR".into(),
+            mean: MEAN_BGR,
+            scale: 1.0,
+            resize_shorter_side: RESIZE_SHORTER_SIDE,
+            crop: INPUT_SIDE,
+            resize_filter: "bilinear (triangle), antialiased".into(),
+        }
+    }
+}
+
+/// One preprocessed photo: `[3, 224, 224]` planar, channels B, G, R, means subtracted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    pub chw: Vec<f32>,
+}
+
+impl Input {
+    pub const SHAPE: [usize; 3] = [3, INPUT_SIDE, INPUT_SIDE];
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreprocessError {
+    #[error("the file is empty (0 bytes)")]
+    Empty,
+    #[error(
+        "not a photo lucy can read: the format is not recognised (supported: JPEG, PNG, WebP, GIF, BMP, TIFF)"
+    )]
+    UnknownFormat,
+    #[error("{0} photos are not supported; convert it to JPEG or PNG first")]
+    UnsupportedFormat(String),
+    #[error(
+        "the photo is too large: {width} x {height} pixels (at most {max} pixels a side); scale it down first"
+    )]
+    TooLarge { width: u32, height: u32, max: u32 },
+    #[error("the photo is too small: {width} x {height} pixels")]
+    TooSmall { width: u32, height: u32 },
+    #[error("the photo is damaged or truncated and cannot be decoded ({0})")]
+    Corrupt(String),
+    #[error("the pixel buffer holds {got} bytes, but {width} x {height} RGBA needs {expected}")]
+    BadPixelBuffer {
+        width: u32,
+        height: u32,
+        expected: usize,
+        got: usize,
+    },
+}
+
+/// Decode photo bytes (JPEG, PNG, WebP, GIF first frame, BMP, TIFF), apply the EXIF
+/// orientation and preprocess. Headers claiming huge dimensions are refused before decoding.
+pub fn preprocess_bytes(bytes: &[u8]) -> Result<Input, PreprocessError> {
+    Ok(preprocess_rgb(&decode_rgb(bytes)?))
+}
+
+/// Decode photo bytes into upright 8-bit RGB (any colour type: grey, alpha, 16-bit, palette).
+pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, PreprocessError> {
+    if bytes.is_empty() {
+        return Err(PreprocessError::Empty);
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| PreprocessError::Corrupt(e.to_string()))?;
+    let format = reader.format().ok_or(PreprocessError::UnknownFormat)?;
+    if !SUPPORTED_FORMATS.contains(&format) {
+        return Err(PreprocessError::UnsupportedFormat(format!("{format:?}")));
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE_PIXELS);
+    limits.max_image_height = Some(MAX_SIDE_PIXELS);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+
+    let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    let (width, height) = decoder.dimensions();
+    check_dimensions(width, height)?;
+    let orientation = decoder.orientation().ok();
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    if let Some(orientation) = orientation {
+        image.apply_orientation(orientation);
+    }
+    Ok(image.to_rgb8())
+}
+
+/// Preprocess raw RGBA pixels (what a browser canvas or video frame gives). Alpha is dropped,
+/// as decoding a photo with transparency does.
+pub fn preprocess_rgba(rgba: &[u8], width: u32, height: u32) -> Result<Input, PreprocessError> {
+    check_dimensions(width, height)?;
+    let expected = width as usize * height as usize * 4;
+    if rgba.len() != expected {
+        return Err(PreprocessError::BadPixelBuffer {
+            width,
+            height,
+            expected,
+            got: rgba.len(),
+        });
+    }
+    let rgb: Vec<u8> = rgba
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    let image = RgbImage::from_raw(width, height, rgb).expect("length checked above");
+    Ok(preprocess_rgb(&image))
+}
+
+/// Resize (shorter side 256), centre-crop 224, BGR minus means.
+pub fn preprocess_rgb(image: &RgbImage) -> Input {
+    let (width, height) = image.dimensions();
+    let (new_w, new_h) = resized_dimensions(width, height);
+    let resized = if (new_w, new_h) == (width, height) {
+        image.clone()
+    } else {
+        // Triangle = bilinear; `image` widens the kernel when shrinking, so it antialiases
+        // like Pillow's BILINEAR, which the reference (Keras) preprocessing used.
+        image::imageops::resize(image, new_w, new_h, FilterType::Triangle)
+    };
+    let side = INPUT_SIDE as u32;
+    let left = (new_w - side) / 2;
+    let top = (new_h - side) / 2;
+
+    let plane = INPUT_SIDE * INPUT_SIDE;
+    let mut chw = vec![0f32; 3 * plane];
+    for y in 0..INPUT_SIDE {
+        for x in 0..INPUT_SIDE {
+            let [r, g, b] = resized.get_pixel(left + x as u32, top + y as u32).0;
+            let i = y * INPUT_SIDE + x;
+            chw[i] = b as f32 - MEAN_BGR[0];
+            chw[plane + i] = g as f32 - MEAN_BGR[1];
+            chw[2 * plane + i] = r as f32 - MEAN_BGR[2];
+        }
+    }
+    Input { chw }
+}
+
+/// Shorter side to 256, longer side scaled and rounded to the nearest pixel (at least 256).
+fn resized_dimensions(width: u32, height: u32) -> (u32, u32) {
+    let target = RESIZE_SHORTER_SIDE as f64;
+    let scale_long = |long: u32, short: u32| {
+        ((long as f64 * target / short as f64).round() as u32).max(RESIZE_SHORTER_SIDE)
+    };
+    if width <= height {
+        (RESIZE_SHORTER_SIDE, scale_long(height, width))
+    } else {
+        (scale_long(width, height), RESIZE_SHORTER_SIDE)
+    }
+}
+
+const SUPPORTED_FORMATS: [ImageFormat; 6] = [
+    ImageFormat::Jpeg,
+    ImageFormat::Png,
+    ImageFormat::WebP,
+    ImageFormat::Gif,
+    ImageFormat::Bmp,
+    ImageFormat::Tiff,
+];
+
+fn check_dimensions(width: u32, height: u32) -> Result<(), PreprocessError> {
+    if width > MAX_SIDE_PIXELS || height > MAX_SIDE_PIXELS {
+        return Err(PreprocessError::TooLarge {
+            width,
+            height,
+            max: MAX_SIDE_PIXELS,
+        });
+    }
+    if width == 0 || height == 0 {
+        return Err(PreprocessError::TooSmall { width, height });
+    }
+    Ok(())
+}
+
+fn decode_error(error: image::ImageError) -> PreprocessError {
+    use image::ImageError;
+    match error {
+        ImageError::Limits(_) => PreprocessError::Corrupt(format!(
+            "{error}; photos up to {MAX_SIDE_PIXELS} pixels a side are accepted"
+        )),
+        ImageError::Unsupported(e) => PreprocessError::UnsupportedFormat(e.to_string()),
+        other => PreprocessError::Corrupt(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32, color: image::ExtendedColorType, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::ImageEncoder::write_image(
+            image::codecs::png::PngEncoder::new(&mut out),
+            bytes,
+            width,
+            height,
+            color,
+        )
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn resize_keeps_aspect_and_rounds_the_long_side() {
+        assert_eq!(resized_dimensions(451, 300), (385, 256));
+        assert_eq!(resized_dimensions(300, 451), (256, 385));
+        assert_eq!(resized_dimensions(256, 256), (256, 256));
+        assert_eq!(resized_dimensions(10, 10), (256, 256));
+    }
+
+    #[test]
+    fn grey_and_sixteen_bit_photos_become_rgb() {
+        let grey = png(
+            300,
+            260,
+            image::ExtendedColorType::L8,
+            &vec![200u8; 300 * 260],
+        );
+        let input = preprocess_bytes(&grey).unwrap();
+        assert_eq!(input.chw.len(), 3 * 224 * 224);
+        assert!((input.chw[0] - (200.0 - MEAN_BGR[0])).abs() < 1e-3);
+
+        let wide: Vec<u8> = (0..300 * 260)
+            .flat_map(|_| 0xC000u16.to_be_bytes())
+            .collect();
+        let sixteen = png(300, 260, image::ExtendedColorType::L16, &wide);
+        let input = preprocess_bytes(&sixteen).unwrap();
+        let expected = (0xC000 as f32 / 257.0).round() - MEAN_BGR[2];
+        assert!((input.chw[2 * 224 * 224] - expected).abs() < 1.0);
+    }
+
+    #[test]
+    fn rgba_entry_point_matches_decoded_path() {
+        let (w, h) = (320u32, 240u32);
+        let rgba: Vec<u8> = (0..w * h)
+            .flat_map(|i| [(i % 251) as u8, (i % 7 * 30) as u8, (i / w) as u8, 255])
+            .collect();
+        let from_png = preprocess_bytes(&png(w, h, image::ExtendedColorType::Rgba8, &rgba));
+        let from_pixels = preprocess_rgba(&rgba, w, h);
+        assert_eq!(from_png.unwrap(), from_pixels.unwrap());
+    }
+
+    #[test]
+    fn channels_are_bgr_minus_means() {
+        let rgba: Vec<u8> = (0..256 * 256).flat_map(|_| [10u8, 20, 30, 255]).collect();
+        let input = preprocess_rgba(&rgba, 256, 256).unwrap();
+        let plane = 224 * 224;
+        assert_eq!(input.chw[0], 30.0 - MEAN_BGR[0]);
+        assert_eq!(input.chw[plane], 20.0 - MEAN_BGR[1]);
+        assert_eq!(input.chw[2 * plane], 10.0 - MEAN_BGR[2]);
+    }
+
+    #[test]
+    fn bad_pixel_buffers_and_sizes_are_errors() {
+        assert!(matches!(
+            preprocess_rgba(&[0; 10], 2, 2),
+            Err(PreprocessError::BadPixelBuffer { .. })
+        ));
+        assert!(matches!(
+            preprocess_rgba(&[], 0, 0),
+            Err(PreprocessError::TooSmall { .. })
+        ));
+        assert!(matches!(
+            preprocess_rgba(&[], 50_000, 50_000),
+            Err(PreprocessError::TooLarge { .. })
+        ));
+        assert!(matches!(preprocess_bytes(&[]), Err(PreprocessError::Empty)));
+        assert!(matches!(
+            preprocess_bytes(b"hello, this is text"),
+            Err(PreprocessError::UnknownFormat)
+        ));
+    }
+
+    /// A PNG header that claims 50,000 x 50,000 pixels (and has no pixel data) is refused
+    /// from the header alone, before anything is allocated for it.
+    #[test]
+    fn huge_png_header_is_refused_without_decoding() {
+        let bytes = include_bytes!("../tests/fixtures/huge-50000x50000.png");
+        let err = preprocess_bytes(bytes).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PreprocessError::TooLarge {
+                    width: 50_000,
+                    height: 50_000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        let upright = decode_rgb(include_bytes!("../tests/fixtures/upright.jpg")).unwrap();
+        let rotated =
+            decode_rgb(include_bytes!("../tests/fixtures/exif-orientation-6.jpg")).unwrap();
+        assert_eq!(upright.dimensions(), rotated.dimensions());
+        let diff: f64 = upright
+            .as_raw()
+            .iter()
+            .zip(rotated.as_raw())
+            .map(|(a, b)| (*a as f64 - *b as f64).abs())
+            .sum::<f64>()
+            / upright.as_raw().len() as f64;
+        assert!(diff < 8.0, "mean abs difference {diff}");
+    }
+
+    #[test]
+    fn other_formats_are_named_errors() {
+        let err = preprocess_bytes(include_bytes!("../tests/fixtures/unsupported.ico"));
+        assert!(
+            matches!(err, Err(PreprocessError::UnsupportedFormat(_))),
+            "{err:?}"
+        );
+        let err = preprocess_bytes(include_bytes!("../tests/fixtures/truncated.jpg"));
+        assert!(matches!(err, Err(PreprocessError::Corrupt(_))), "{err:?}");
+    }
+}

@@ -1,0 +1,431 @@
+//! The weights bundle: safetensors files plus `manifest.json`, the same on disk and on the web.
+//!
+//! - backbone, f32: `<conv>.weight` (OIHW) and `<conv>.bias`, batch-norm folded;
+//! - backbone, int8: `<conv>.weight.q` (i8) and `<conv>.weight.scale` (f32 per output channel),
+//!   biases in f32; dequantized once when loaded;
+//! - head: `weight` [2048, N], `bias` [N], and its labels in the file's metadata, so a head
+//!   file is self-contained (the page can load one from disk).
+//!
+//! Every file is checked against the manifest's size and sha256 before it is parsed.
+
+use std::collections::{BTreeMap, HashMap};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::quant::{QuantizedTensor, dequantize, quantize_per_channel};
+use crate::model::{ModelError, NamedTensors};
+use crate::preprocess::Preprocessing;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const FORMAT_VERSION: u32 = 1;
+/// What to run when the bundle is missing or damaged.
+pub const REBUILD_HINT: &str =
+    "rebuild the weights with `lucy import --force` (or the README's serve command)";
+
+const QUANTIZED_SUFFIX: &str = ".q";
+const SCALE_SUFFIX: &str = ".scale";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("weights file `{file}` is missing; {hint}", hint = REBUILD_HINT)]
+    Missing { file: String },
+    #[error(
+        "weights file `{file}` is damaged: it has {got} bytes, the manifest says {expected}; {hint}",
+        hint = REBUILD_HINT
+    )]
+    Size {
+        file: String,
+        expected: u64,
+        got: u64,
+    },
+    #[error(
+        "weights file `{file}` is damaged: its sha256 is {got}, the manifest says {expected}; {hint}",
+        hint = REBUILD_HINT
+    )]
+    Checksum {
+        file: String,
+        expected: String,
+        got: String,
+    },
+    #[error("weights file `{file}` is not a valid bundle file: {reason}")]
+    Format { file: String, reason: String },
+    #[error("cannot read or write `{file}`: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the manifest is unreadable: {0}; {hint}", hint = REBUILD_HINT)]
+    Manifest(String),
+    #[error("no head named `{0}` in the manifest (known: {1})")]
+    UnknownHead(String, String),
+    #[error("weights file `{file}` does not fit the model: {source}")]
+    Model {
+        file: String,
+        #[source]
+        source: ModelError,
+    },
+}
+
+/// Which backbone file to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    Int8,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Int8 => "int8",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+impl FileEntry {
+    pub fn of(bytes: &[u8]) -> Self {
+        Self {
+            size_bytes: bytes.len() as u64,
+            sha256: sha256_hex(bytes),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadEntry {
+    pub name: String,
+    pub file: String,
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub package: String,
+    pub tarball_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub source: Source,
+    pub preprocessing: Preprocessing,
+    pub backbones: BTreeMap<Precision, String>,
+    pub heads: Vec<HeadEntry>,
+    /// Every file of the bundle, by name relative to the manifest.
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+impl Manifest {
+    pub fn parse(bytes: &[u8]) -> Result<Self, WeightsError> {
+        let manifest: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| WeightsError::Manifest(e.to_string()))?;
+        if manifest.format_version != FORMAT_VERSION {
+            return Err(WeightsError::Manifest(format!(
+                "format version {} (this lucy reads {FORMAT_VERSION})",
+                manifest.format_version
+            )));
+        }
+        if manifest.preprocessing != Preprocessing::current() {
+            return Err(WeightsError::Manifest(
+                "it was made for other preprocessing constants than this lucy uses".into(),
+            ));
+        }
+        Ok(manifest)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("manifest serialises") + "\n"
+    }
+
+    pub fn backbone_file(&self, precision: Precision) -> Result<&str, WeightsError> {
+        self.backbones
+            .get(&precision)
+            .map(String::as_str)
+            .ok_or_else(|| WeightsError::Manifest(format!("it lists no {precision} backbone")))
+    }
+
+    pub fn head(&self, name: &str) -> Result<&HeadEntry, WeightsError> {
+        self.heads.iter().find(|h| h.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.heads.iter().map(|h| h.name.as_str()).collect();
+            WeightsError::UnknownHead(name.into(), known.join(", "))
+        })
+    }
+
+    /// Size first (cheap), then sha256.
+    pub fn verify(&self, file: &str, bytes: &[u8]) -> Result<(), WeightsError> {
+        let entry = self
+            .files
+            .get(file)
+            .ok_or_else(|| WeightsError::Manifest(format!("it does not list the file `{file}`")))?;
+        if entry.size_bytes != bytes.len() as u64 {
+            return Err(WeightsError::Size {
+                file: file.into(),
+                expected: entry.size_bytes,
+                got: bytes.len() as u64,
+            });
+        }
+        let got = sha256_hex(bytes);
+        if got != entry.sha256 {
+            return Err(WeightsError::Checksum {
+                file: file.into(),
+                expected: entry.sha256.clone(),
+                got,
+            });
+        }
+        Ok(())
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A head read from its file: tensors for `model::Head` and one label per output.
+#[derive(Debug, Clone)]
+pub struct HeadFile {
+    pub name: String,
+    pub labels: Vec<String>,
+    pub tensors: NamedTensors,
+}
+
+/// Serialise a backbone. int8 quantizes every 4-D weight per output channel.
+pub fn encode_backbone(tensors: &NamedTensors, precision: Precision) -> Vec<u8> {
+    let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, (shape, values)) in tensors {
+        if precision == Precision::Int8 && shape.len() == 4 {
+            let q = quantize_per_channel(values, shape[0]);
+            let bytes = q.values.iter().map(|&v| v as u8).collect();
+            owned.push((
+                format!("{name}{QUANTIZED_SUFFIX}"),
+                Dtype::I8,
+                shape.clone(),
+                bytes,
+            ));
+            owned.push((
+                format!("{name}{SCALE_SUFFIX}"),
+                Dtype::F32,
+                vec![shape[0]],
+                f32_bytes(&q.scales),
+            ));
+        } else {
+            owned.push((name.clone(), Dtype::F32, shape.clone(), f32_bytes(values)));
+        }
+    }
+    let metadata = HashMap::from([("lucy".to_string(), format!("backbone/{precision}"))]);
+    serialize(&owned, metadata)
+}
+
+/// Serialise a head with its labels.
+pub fn encode_head(name: &str, labels: &[String], weight: &[f32], bias: &[f32]) -> Vec<u8> {
+    let classes = labels.len();
+    let owned = vec![
+        (
+            "weight".to_string(),
+            Dtype::F32,
+            vec![weight.len() / classes.max(1), classes],
+            f32_bytes(weight),
+        ),
+        (
+            "bias".to_string(),
+            Dtype::F32,
+            vec![classes],
+            f32_bytes(bias),
+        ),
+    ];
+    let metadata = HashMap::from([
+        ("lucy".to_string(), "head".to_string()),
+        ("name".to_string(), name.to_string()),
+        (
+            "labels".to_string(),
+            serde_json::to_string(labels).expect("labels serialise"),
+        ),
+    ]);
+    serialize(&owned, metadata)
+}
+
+/// Parse a backbone file (f32 or int8) into f32 tensors.
+pub fn decode_backbone(file: &str, bytes: &[u8]) -> Result<NamedTensors, WeightsError> {
+    let format = |reason: String| WeightsError::Format {
+        file: file.into(),
+        reason,
+    };
+    let st = SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
+    let mut out = NamedTensors::new();
+    for (name, view) in st.iter() {
+        if name.ends_with(SCALE_SUFFIX) {
+            continue;
+        }
+        let shape = view.shape().to_vec();
+        if let Some(base) = name.strip_suffix(QUANTIZED_SUFFIX) {
+            let scale_name = format!("{base}{SCALE_SUFFIX}");
+            let scales = st
+                .tensor(&scale_name)
+                .map_err(|_| format(format!("`{name}` has no `{scale_name}`")))?;
+            let q = QuantizedTensor {
+                values: expect_dtype(name, &view, Dtype::I8)
+                    .map_err(format)?
+                    .iter()
+                    .map(|&b| b as i8)
+                    .collect(),
+                scales: read_f32(&scale_name, &scales).map_err(format)?,
+            };
+            if shape.first() != Some(&q.scales.len()) {
+                return Err(format(format!("`{scale_name}` does not match `{name}`")));
+            }
+            out.insert(base.to_string(), (shape, dequantize(&q)));
+        } else {
+            out.insert(
+                name.to_string(),
+                (shape, read_f32(name, &view).map_err(format)?),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Parse a head file: tensors plus labels from its metadata.
+pub fn decode_head(file: &str, bytes: &[u8]) -> Result<HeadFile, WeightsError> {
+    let format = |reason: String| WeightsError::Format {
+        file: file.into(),
+        reason,
+    };
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
+    let meta = metadata.metadata().clone().unwrap_or_default();
+    if meta.get("lucy").map(String::as_str) != Some("head") {
+        return Err(format(
+            "not a lucy head file (made by `lucy train` or `lucy import`)".into(),
+        ));
+    }
+    let labels: Vec<String> = meta
+        .get("labels")
+        .and_then(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| format("its labels are missing or unreadable".into()))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
+    let mut tensors = NamedTensors::new();
+    for (name, view) in st.iter() {
+        tensors.insert(
+            name.to_string(),
+            (
+                view.shape().to_vec(),
+                read_f32(name, &view).map_err(format)?,
+            ),
+        );
+    }
+    Ok(HeadFile {
+        name: meta
+            .get("name")
+            .cloned()
+            .unwrap_or_else(|| file.to_string()),
+        labels,
+        tensors,
+    })
+}
+
+fn serialize(
+    owned: &[(String, Dtype, Vec<usize>, Vec<u8>)],
+    metadata: HashMap<String, String>,
+) -> Vec<u8> {
+    let views = owned.iter().map(|(name, dtype, shape, bytes)| {
+        let view = TensorView::new(*dtype, shape.clone(), bytes).expect("shape matches bytes");
+        (name.as_str(), view)
+    });
+    safetensors::serialize(views, Some(metadata)).expect("tensors serialise")
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn expect_dtype<'a>(name: &str, view: &TensorView<'a>, dtype: Dtype) -> Result<&'a [u8], String> {
+    if view.dtype() != dtype {
+        return Err(format!(
+            "`{name}` is {:?}, expected {dtype:?}",
+            view.dtype()
+        ));
+    }
+    Ok(view.data())
+}
+
+fn read_f32(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, String> {
+    Ok(expect_dtype(name, view, Dtype::F32)?
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int8_backbone_round_trips_within_one_step() {
+        let mut tensors = NamedTensors::new();
+        let weight: Vec<f32> = (0..2 * 3 * 3 * 3)
+            .map(|i| (i as f32 - 20.0) / 7.0)
+            .collect();
+        tensors.insert("c.weight".into(), (vec![2, 3, 3, 3], weight.clone()));
+        tensors.insert("c.bias".into(), (vec![2], vec![0.5, -0.25]));
+        let bytes = encode_backbone(&tensors, Precision::Int8);
+        let back = decode_backbone("b", &bytes).unwrap();
+        assert_eq!(back["c.bias"], tensors["c.bias"]);
+        let (shape, values) = &back["c.weight"];
+        assert_eq!(shape, &vec![2, 3, 3, 3]);
+        for (a, b) in weight.iter().zip(values) {
+            assert!((a - b).abs() < 3.0 / 127.0);
+        }
+        let f32_back = decode_backbone("b", &encode_backbone(&tensors, Precision::F32)).unwrap();
+        assert_eq!(f32_back, tensors);
+    }
+
+    #[test]
+    fn head_keeps_its_labels() {
+        let labels = vec!["Lucy".to_string(), "another Frenchie".to_string()];
+        let bytes = encode_head("lucy", &labels, &vec![0.5; 2048 * 2], &[0.0, 1.0]);
+        let head = decode_head("h", &bytes).unwrap();
+        assert_eq!(head.labels, labels);
+        assert_eq!(head.name, "lucy");
+        assert_eq!(head.tensors["weight"].0, vec![2048, 2]);
+        assert!(decode_head("b", &encode_backbone(&NamedTensors::new(), Precision::F32)).is_err());
+    }
+
+    #[test]
+    fn verify_names_the_file_and_the_fix() {
+        let bytes = b"some weights".to_vec();
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            source: Source {
+                package: "p".into(),
+                tarball_sha256: "s".into(),
+            },
+            preprocessing: Preprocessing::current(),
+            backbones: BTreeMap::new(),
+            heads: vec![],
+            files: BTreeMap::from([("w.safetensors".to_string(), FileEntry::of(&bytes))]),
+        };
+        manifest.verify("w.safetensors", &bytes).unwrap();
+        let mut flipped = bytes.clone();
+        flipped[3] ^= 0x01;
+        let err = manifest
+            .verify("w.safetensors", &flipped)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("w.safetensors") && err.contains("lucy import"),
+            "{err}"
+        );
+        let err = manifest.verify("w.safetensors", &bytes[1..]).unwrap_err();
+        assert!(matches!(err, WeightsError::Size { .. }));
+        let reparsed = Manifest::parse(manifest.to_json().as_bytes()).unwrap();
+        assert_eq!(reparsed, manifest);
+    }
+}

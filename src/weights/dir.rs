@@ -1,0 +1,148 @@
+//! The bundle as a directory on disk (native): open, verify, load, and register new heads.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::Device;
+
+use super::bundle::{
+    FileEntry, HeadEntry, HeadFile, MANIFEST_FILE, Manifest, Precision, WeightsError, decode_head,
+};
+use crate::classifier::load_backbone;
+use crate::model::ResNet50;
+
+/// Where the CLI looks for the bundle unless told otherwise.
+pub const DEFAULT_DIR: &str = "weights";
+
+pub struct WeightsDir {
+    pub path: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl WeightsDir {
+    pub fn open(path: &Path) -> Result<Self, WeightsError> {
+        let manifest_path = path.join(MANIFEST_FILE);
+        let bytes = std::fs::read(&manifest_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => WeightsError::Missing {
+                file: manifest_path.display().to_string(),
+            },
+            _ => io_error(&manifest_path, e),
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            manifest: Manifest::parse(&bytes)?,
+        })
+    }
+
+    /// Read a bundle file and check its size and sha256 against the manifest.
+    pub fn read(&self, file: &str) -> Result<Vec<u8>, WeightsError> {
+        let path = self.path.join(file);
+        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => WeightsError::Missing {
+                file: path.display().to_string(),
+            },
+            _ => io_error(&path, e),
+        })?;
+        self.manifest
+            .verify(file, &bytes)
+            .map_err(|e| rename_file(e, &path))?;
+        Ok(bytes)
+    }
+
+    pub fn backbone(
+        &self,
+        precision: Precision,
+        device: &Device,
+    ) -> Result<ResNet50, WeightsError> {
+        let file = self.manifest.backbone_file(precision)?;
+        load_backbone(file, &self.read(file)?, device)
+    }
+
+    /// A head by its name in the manifest, or by the path of a head file.
+    pub fn head(&self, name_or_path: &str) -> Result<HeadFile, WeightsError> {
+        if let Ok(entry) = self.manifest.head(name_or_path) {
+            let mut head = decode_head(&entry.file, &self.read(&entry.file)?)?;
+            head.name = entry.name.clone();
+            return Ok(head);
+        }
+        let path = Path::new(name_or_path);
+        if path.is_file() {
+            let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+            return decode_head(name_or_path, &bytes);
+        }
+        Err(self.manifest.head(name_or_path).unwrap_err())
+    }
+
+    /// Write a head file into the bundle and list it in the manifest (both atomically), so
+    /// `lucy predict --head NAME` and the page can use it at once.
+    pub fn register_head(
+        &mut self,
+        name: &str,
+        labels: &[String],
+        bytes: &[u8],
+    ) -> Result<PathBuf, WeightsError> {
+        let file = format!("head-{name}.safetensors");
+        let path = self.path.join(&file);
+        write_atomic(&path, bytes).map_err(|e| io_error(&path, e))?;
+        let mut manifest = self.manifest.clone();
+        manifest.files.insert(file.clone(), FileEntry::of(bytes));
+        manifest.heads.retain(|h| h.name != name);
+        manifest.heads.push(HeadEntry {
+            name: name.to_string(),
+            file,
+            labels: labels.to_vec(),
+        });
+        let manifest_path = self.path.join(MANIFEST_FILE);
+        write_atomic(&manifest_path, manifest.to_json().as_bytes())
+            .map_err(|e| io_error(&manifest_path, e))?;
+        self.manifest = manifest;
+        Ok(path)
+    }
+}
+
+/// Write through a temporary file in the same directory and rename it into place, so a crash
+/// or Ctrl-C leaves either the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    // Temporary files are private (0600); bundle files are meant to be served and shared.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> WeightsError {
+    WeightsError::Io {
+        file: path.display().to_string(),
+        source,
+    }
+}
+
+/// Errors from `Manifest::verify` name the file as the manifest does; show the real path.
+fn rename_file(error: WeightsError, path: &Path) -> WeightsError {
+    let file = path.display().to_string();
+    match error {
+        WeightsError::Size { expected, got, .. } => WeightsError::Size {
+            file,
+            expected,
+            got,
+        },
+        WeightsError::Checksum { expected, got, .. } => WeightsError::Checksum {
+            file,
+            expected,
+            got,
+        },
+        other => other,
+    }
+}
