@@ -103,6 +103,16 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, PreprocessError> {
     if !SUPPORTED_FORMATS.contains(&format) {
         return Err(PreprocessError::UnsupportedFormat(format!("{format:?}")));
     }
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // The JPEG decoder fills a cut-off scan with grey and reports success: refuse instead
+        // of classifying half a photo.
+        return Err(PreprocessError::Corrupt("the JPEG data ends before the image does".into()));
+    }
+    // Read the header alone first, so huge dimensions are refused before any allocation.
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(decode_error)?;
+    check_dimensions(width, height)?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE_PIXELS);
     limits.max_image_height = Some(MAX_SIDE_PIXELS);
@@ -110,8 +120,6 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, PreprocessError> {
     reader.limits(limits);
 
     let mut decoder = reader.into_decoder().map_err(decode_error)?;
-    let (width, height) = decoder.dimensions();
-    check_dimensions(width, height)?;
     let orientation = decoder.orientation().ok();
     let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     if let Some(orientation) = orientation {
@@ -206,6 +214,16 @@ fn check_dimensions(width: u32, height: u32) -> Result<(), PreprocessError> {
     Ok(())
 }
 
+/// A complete JPEG has an end-of-image marker (FF D9) after its last start-of-scan (FF DA).
+/// (An EXIF thumbnail's own end marker comes before the main scan, so it does not count.)
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(scan), Some(end)) => end > scan,
+        _ => false,
+    }
+}
+
 fn decode_error(error: image::ImageError) -> PreprocessError {
     use image::ImageError;
     match error {
@@ -255,7 +273,7 @@ mod tests {
         assert!((input.chw[0] - (200.0 - MEAN_BGR[0])).abs() < 1e-3);
 
         let wide: Vec<u8> = (0..300 * 260)
-            .flat_map(|_| 0xC000u16.to_be_bytes())
+            .flat_map(|_| 0xC000u16.to_ne_bytes())
             .collect();
         let sixteen = png(300, 260, image::ExtendedColorType::L16, &wide);
         let input = preprocess_bytes(&sixteen).unwrap();

@@ -1,0 +1,159 @@
+//! `lucy` end to end: the real binary, the real weights bundle, real photos.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn lucy(args: &[&str], weights: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lucy"))
+        .args(args)
+        .env("LUCY_WEIGHTS", weights)
+        .output()
+        .expect("lucy runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A failure that is an error message, not a crash.
+fn assert_clean_failure(out: &Output, expected: &[&str]) -> String {
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    for part in expected {
+        assert!(stderr.contains(part), "stderr lacks {part:?}: {stderr}");
+    }
+    stderr
+}
+
+#[test]
+fn predict_names_the_animals() {
+    let photos = [
+        (fixture("skimage_chelsea_cat.png"), "Egyptian_cat"),
+        (fixture("skimage_coffee.png"), "espresso"),
+        (shared_fixture("willjobs_example_frenchbulldog.jpg"), "French_bulldog"),
+        (shared_fixture("willjobs_example_pug.jpg"), "pug"),
+        (shared_fixture("willjobs_example_bostonterrier.jpg"), "Boston_bull"),
+    ];
+    let mut args = vec!["predict", "--json", "--top", "3"];
+    let paths: Vec<String> = photos.iter().map(|(p, _)| p.display().to_string()).collect();
+    args.extend(paths.iter().map(String::as_str));
+    let out = lucy(&args, &weights_dir());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (i, (_, label)) in photos.iter().enumerate() {
+        let predictions = results[i]["predictions"].as_array().unwrap();
+        assert_eq!(predictions.len(), 3);
+        assert_eq!(predictions[0]["label"], *label, "{}", results[i]);
+        let p0 = predictions[0]["probability"].as_f64().unwrap();
+        assert!(p0 > 0.5 && p0 <= 1.0);
+    }
+
+    // Text output, f32 backbone: the same answer, readable.
+    let out = lucy(&["predict", "--precision", "f32", "--top", "1", &paths[2]], &weights_dir());
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("French_bulldog") && stdout.contains('%'), "{stdout}");
+}
+
+#[test]
+fn bad_photos_are_clear_errors_and_good_ones_still_answer() {
+    let cases = [
+        ("empty.jpg", "empty"),
+        ("truncated.jpg", "damaged or truncated"),
+        ("not-a-photo.jpg", "not recognised"),
+        ("huge-50000x50000.png", "too large"),
+        ("unsupported.ico", "not supported"),
+    ];
+    for (file, message) in cases {
+        let out = lucy(&["predict", &fixture(file).display().to_string()], &weights_dir());
+        let stderr = assert_clean_failure(&out, &[file, message]);
+        assert_eq!(stderr.lines().count(), 1, "one line per bad photo: {stderr}");
+    }
+    // A bad photo among good ones: the good one is still classified, the exit code says failure.
+    let out = lucy(
+        &[
+            "predict",
+            &fixture("empty.jpg").display().to_string(),
+            &fixture("skimage_coffee.png").display().to_string(),
+        ],
+        &weights_dir(),
+    );
+    assert_clean_failure(&out, &["empty.jpg"]);
+    assert!(text(&out.stdout).contains("espresso"));
+    let missing = lucy(&["predict", "/nonexistent/photo.jpg"], &weights_dir());
+    assert_clean_failure(&missing, &["photo.jpg", "cannot read"]);
+}
+
+#[test]
+fn missing_weights_say_how_to_build_them() {
+    let empty = tempfile::tempdir().unwrap();
+    let photo = fixture("skimage_coffee.png").display().to_string();
+    let out = lucy(&["predict", &photo], empty.path());
+    assert_clean_failure(&out, &["manifest.json", "missing", "lucy import"]);
+}
+
+/// A copy of the bundle (int8 backbone, ImageNet head, manifest) to damage.
+fn bundle_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["manifest.json", "resnet50-int8.safetensors", "head-imagenet.safetensors"] {
+        std::fs::copy(weights_dir().join(file), dir.path().join(file)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_flipped_byte_in_the_weights_is_detected() {
+    let dir = bundle_copy();
+    let file = dir.path().join("resnet50-int8.safetensors");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&file, bytes).unwrap();
+    let photo = fixture("skimage_coffee.png").display().to_string();
+    let out = lucy(&["predict", &photo], dir.path());
+    assert_clean_failure(&out, &["resnet50-int8.safetensors", "sha256", "lucy import"]);
+
+    // A truncated file is caught by its size before hashing.
+    let bytes = std::fs::read(dir.path().join("head-imagenet.safetensors")).unwrap();
+    std::fs::write(dir.path().join("head-imagenet.safetensors"), &bytes[..1000]).unwrap();
+    let out = lucy(&["predict", "--precision", "int8", &photo], dir.path());
+    assert_clean_failure(&out, &["damaged"]);
+}
+
+#[test]
+fn a_head_that_does_not_fit_the_backbone_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = fixture("skimage_coffee.png").display().to_string();
+    let labels = vec!["Lucy".to_string(), "another Frenchie".to_string()];
+    // 1024 inputs: made for another backbone.
+    let wrong = lucy::weights::bundle::encode_head("wrong", &labels, &vec![0.1; 1024 * 2], &[0.0; 2]);
+    let path = dir.path().join("wrong.safetensors");
+    std::fs::write(&path, wrong).unwrap();
+    let out = lucy(&["predict", "--head", &path.display().to_string(), &photo], &weights_dir());
+    assert_clean_failure(&out, &["does not fit", "[2048, 2]"]);
+
+    // Not a head file at all.
+    let out = lucy(&["predict", "--head", &photo, &photo], &weights_dir());
+    assert_clean_failure(&out, &["not a valid bundle file"]);
+    // An unknown head name lists the known ones.
+    let out = lucy(&["predict", "--head", "lucy-v9", &photo], &weights_dir());
+    assert_clean_failure(&out, &["lucy-v9", "imagenet"]);
+}
+
+#[test]
+fn import_is_cached_and_help_explains() {
+    let out = lucy(&["import"], &weights_dir());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("up to date"));
+
+    let help = lucy(&["predict", "--help"], &weights_dir());
+    let help = text(&help.stdout);
+    for flag in ["--head", "--precision", "--top", "--json"] {
+        assert!(help.contains(flag), "{help}");
+    }
+}
