@@ -106,7 +106,9 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, PreprocessError> {
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         // The JPEG decoder fills a cut-off scan with grey and reports success: refuse instead
         // of classifying half a photo.
-        return Err(PreprocessError::Corrupt("the JPEG data ends before the image does".into()));
+        return Err(PreprocessError::Corrupt(
+            "the JPEG data ends before the image does".into(),
+        ));
     }
     // Read the header alone first, so huge dimensions are refused before any allocation.
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)

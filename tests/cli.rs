@@ -22,7 +22,10 @@ fn text(bytes: &[u8]) -> String {
 /// A failure that is an error message, not a crash.
 fn assert_clean_failure(out: &Output, expected: &[&str]) -> String {
     let stderr = text(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success: {stderr}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     for part in expected {
         assert!(stderr.contains(part), "stderr lacks {part:?}: {stderr}");
@@ -35,12 +38,21 @@ fn predict_names_the_animals() {
     let photos = [
         (fixture("skimage_chelsea_cat.png"), "Egyptian_cat"),
         (fixture("skimage_coffee.png"), "espresso"),
-        (shared_fixture("willjobs_example_frenchbulldog.jpg"), "French_bulldog"),
+        (
+            shared_fixture("willjobs_example_frenchbulldog.jpg"),
+            "French_bulldog",
+        ),
         (shared_fixture("willjobs_example_pug.jpg"), "pug"),
-        (shared_fixture("willjobs_example_bostonterrier.jpg"), "Boston_bull"),
+        (
+            shared_fixture("willjobs_example_bostonterrier.jpg"),
+            "Boston_bull",
+        ),
     ];
     let mut args = vec!["predict", "--json", "--top", "3"];
-    let paths: Vec<String> = photos.iter().map(|(p, _)| p.display().to_string()).collect();
+    let paths: Vec<String> = photos
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
     args.extend(paths.iter().map(String::as_str));
     let out = lucy(&args, &weights_dir());
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -54,10 +66,16 @@ fn predict_names_the_animals() {
     }
 
     // Text output, f32 backbone: the same answer, readable.
-    let out = lucy(&["predict", "--precision", "f32", "--top", "1", &paths[2]], &weights_dir());
+    let out = lucy(
+        &["predict", "--precision", "f32", "--top", "1", &paths[2]],
+        &weights_dir(),
+    );
     assert!(out.status.success());
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("French_bulldog") && stdout.contains('%'), "{stdout}");
+    assert!(
+        stdout.contains("French_bulldog") && stdout.contains('%'),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -70,9 +88,16 @@ fn bad_photos_are_clear_errors_and_good_ones_still_answer() {
         ("unsupported.ico", "not supported"),
     ];
     for (file, message) in cases {
-        let out = lucy(&["predict", &fixture(file).display().to_string()], &weights_dir());
+        let out = lucy(
+            &["predict", &fixture(file).display().to_string()],
+            &weights_dir(),
+        );
         let stderr = assert_clean_failure(&out, &[file, message]);
-        assert_eq!(stderr.lines().count(), 1, "one line per bad photo: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "one line per bad photo: {stderr}"
+        );
     }
     // A bad photo among good ones: the good one is still classified, the exit code says failure.
     let out = lucy(
@@ -100,7 +125,11 @@ fn missing_weights_say_how_to_build_them() {
 /// A copy of the bundle (int8 backbone, ImageNet head, manifest) to damage.
 fn bundle_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for file in ["manifest.json", "resnet50-int8.safetensors", "head-imagenet.safetensors"] {
+    for file in [
+        "manifest.json",
+        "resnet50-int8.safetensors",
+        "head-imagenet.safetensors",
+    ] {
         std::fs::copy(weights_dir().join(file), dir.path().join(file)).unwrap();
     }
     dir
@@ -116,7 +145,10 @@ fn a_flipped_byte_in_the_weights_is_detected() {
     std::fs::write(&file, bytes).unwrap();
     let photo = fixture("skimage_coffee.png").display().to_string();
     let out = lucy(&["predict", &photo], dir.path());
-    assert_clean_failure(&out, &["resnet50-int8.safetensors", "sha256", "lucy import"]);
+    assert_clean_failure(
+        &out,
+        &["resnet50-int8.safetensors", "sha256", "lucy import"],
+    );
 
     // A truncated file is caught by its size before hashing.
     let bytes = std::fs::read(dir.path().join("head-imagenet.safetensors")).unwrap();
@@ -131,10 +163,14 @@ fn a_head_that_does_not_fit_the_backbone_is_refused() {
     let photo = fixture("skimage_coffee.png").display().to_string();
     let labels = vec!["Lucy".to_string(), "another Frenchie".to_string()];
     // 1024 inputs: made for another backbone.
-    let wrong = lucy::weights::bundle::encode_head("wrong", &labels, &vec![0.1; 1024 * 2], &[0.0; 2]);
+    let wrong =
+        lucy::weights::bundle::encode_head("wrong", &labels, &vec![0.1; 1024 * 2], &[0.0; 2]);
     let path = dir.path().join("wrong.safetensors");
     std::fs::write(&path, wrong).unwrap();
-    let out = lucy(&["predict", "--head", &path.display().to_string(), &photo], &weights_dir());
+    let out = lucy(
+        &["predict", "--head", &path.display().to_string(), &photo],
+        &weights_dir(),
+    );
     assert_clean_failure(&out, &["does not fit", "[2048, 2]"]);
 
     // Not a head file at all.

@@ -19,7 +19,9 @@ pub fn weights_dir() -> PathBuf {
 
 /// The project's own fixtures (CC0 photos and their reference tensors, bad inputs).
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Photos without a licence to copy, read from the shared folder beside the project.
