@@ -163,19 +163,21 @@ pub fn preprocess_rgb(image: &RgbImage) -> Input {
         image::imageops::resize(image, new_w, new_h, FilterType::Triangle)
     };
     let side = INPUT_SIDE as u32;
-    let left = (new_w - side) / 2;
-    let top = (new_h - side) / 2;
+    let crop =
+        image::imageops::crop_imm(&resized, (new_w - side) / 2, (new_h - side) / 2, side, side);
+    input_from_crop(&crop.to_image())
+}
 
+/// A 224 x 224 RGB crop → BGR minus the means, planar. (Training's augmented views join here.)
+pub fn input_from_crop(crop: &RgbImage) -> Input {
+    assert_eq!(crop.dimensions(), (INPUT_SIDE as u32, INPUT_SIDE as u32));
     let plane = INPUT_SIDE * INPUT_SIDE;
     let mut chw = vec![0f32; 3 * plane];
-    for y in 0..INPUT_SIDE {
-        for x in 0..INPUT_SIDE {
-            let [r, g, b] = resized.get_pixel(left + x as u32, top + y as u32).0;
-            let i = y * INPUT_SIDE + x;
-            chw[i] = b as f32 - MEAN_BGR[0];
-            chw[plane + i] = g as f32 - MEAN_BGR[1];
-            chw[2 * plane + i] = r as f32 - MEAN_BGR[2];
-        }
+    for (i, pixel) in crop.pixels().enumerate() {
+        let [r, g, b] = pixel.0;
+        chw[i] = b as f32 - MEAN_BGR[0];
+        chw[plane + i] = g as f32 - MEAN_BGR[1];
+        chw[2 * plane + i] = r as f32 - MEAN_BGR[2];
     }
     Input { chw }
 }

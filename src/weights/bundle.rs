@@ -24,6 +24,14 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const REBUILD_HINT: &str =
     "rebuild the weights with `lucy import --force` (or the README's serve command)";
 
+const HEAD_METADATA_KEY: &str = "lucy_head";
+
+#[derive(Serialize, Deserialize)]
+struct HeadMeta {
+    name: String,
+    labels: Vec<String>,
+}
+
 const QUANTIZED_SUFFIX: &str = ".q";
 const SCALE_SUFFIX: &str = ".scale";
 
@@ -242,14 +250,16 @@ pub fn encode_head(name: &str, labels: &[String], weight: &[f32], bias: &[f32]) 
             f32_bytes(bias),
         ),
     ];
-    let metadata = HashMap::from([
-        ("lucy".to_string(), "head".to_string()),
-        ("name".to_string(), name.to_string()),
-        (
-            "labels".to_string(),
-            serde_json::to_string(labels).expect("labels serialise"),
-        ),
-    ]);
+    // One metadata key holding ordered JSON: safetensors writes its metadata map in hash
+    // order, and the same head must give the same bytes (reproducible training).
+    let meta = HeadMeta {
+        name: name.to_string(),
+        labels: labels.to_vec(),
+    };
+    let metadata = HashMap::from([(
+        HEAD_METADATA_KEY.to_string(),
+        serde_json::to_string(&meta).expect("head metadata serialises"),
+    )]);
     serialize(&owned, metadata)
 }
 
@@ -300,16 +310,17 @@ pub fn decode_head(file: &str, bytes: &[u8]) -> Result<HeadFile, WeightsError> {
         reason,
     };
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
-    let meta = metadata.metadata().clone().unwrap_or_default();
-    if meta.get("lucy").map(String::as_str) != Some("head") {
-        return Err(format(
-            "not a lucy head file (made by `lucy train` or `lucy import`)".into(),
-        ));
-    }
-    let labels: Vec<String> = meta
-        .get("labels")
-        .and_then(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| format("its labels are missing or unreadable".into()))?;
+    let meta: HeadMeta = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(HEAD_METADATA_KEY))
+        .ok_or_else(|| {
+            format("not a lucy head file (made by `lucy train` or `lucy import`)".into())
+        })
+        .and_then(|json| {
+            serde_json::from_str(json)
+                .map_err(|e| format(format!("its labels are unreadable: {e}")))
+        })?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
     let mut tensors = NamedTensors::new();
     for (name, view) in st.iter() {
@@ -322,11 +333,8 @@ pub fn decode_head(file: &str, bytes: &[u8]) -> Result<HeadFile, WeightsError> {
         );
     }
     Ok(HeadFile {
-        name: meta
-            .get("name")
-            .cloned()
-            .unwrap_or_else(|| file.to_string()),
-        labels,
+        name: meta.name,
+        labels: meta.labels,
         tensors,
     })
 }
@@ -391,6 +399,8 @@ mod tests {
     fn head_keeps_its_labels() {
         let labels = vec!["Lucy".to_string(), "another Frenchie".to_string()];
         let bytes = encode_head("lucy", &labels, &vec![0.5; 2048 * 2], &[0.0, 1.0]);
+        let again = encode_head("lucy", &labels, &vec![0.5; 2048 * 2], &[0.0, 1.0]);
+        assert_eq!(bytes, again, "the same head gives the same bytes");
         let head = decode_head("h", &bytes).unwrap();
         assert_eq!(head.labels, labels);
         assert_eq!(head.name, "lucy");
