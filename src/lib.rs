@@ -13,6 +13,10 @@ pub mod weights;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+#[cfg(all(feature = "train", not(target_arch = "wasm32")))]
+pub mod train;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use classifier::{Classifier, Prediction};
 pub use weights::{Manifest, Precision};

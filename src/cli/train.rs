@@ -1,0 +1,211 @@
+//! `lucy train DIR` and `lucy eval DIR` (feature `train`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::PrecisionArg;
+use crate::train::data::SplitOptions;
+use crate::train::fit::FitConfig;
+use crate::train::{
+    DeviceChoice, EvalOptions, TrainOptions, default_feature_cache, evaluate, report_path, train,
+};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Photos: DIR/{train,val[,test]}/<class>/* or DIR/<class>/* (split from --seed).
+    /// Class names come from the folder names.
+    data: PathBuf,
+    /// The head's name (`lucy predict --head NAME`, the page's head selector).
+    #[arg(long, default_value = "lucy")]
+    name: String,
+    /// Write the head file here instead of registering it in the weights bundle.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = 15)]
+    epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    learning_rate: f64,
+    /// L2 penalty (Adam weight decay).
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f32,
+    /// Dropout before the linear layer (0 disables it).
+    #[arg(long, default_value_t = 0.2)]
+    dropout: f64,
+    /// Random views (random resized crop, horizontal flip) added per training photo; cached.
+    #[arg(long, default_value_t = 0)]
+    augment: usize,
+    /// Do not weight the loss by inverse class frequency.
+    #[arg(long)]
+    no_class_weights: bool,
+    /// Stop after this many epochs without a better validation score (the best epoch is kept).
+    #[arg(long, default_value_t = 5)]
+    patience: usize,
+    /// Seeds the split, the augmentation, the initialisation, dropout and shuffling: the same
+    /// seed and settings give a bit-for-bit identical head.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Share of each class held out for validation (DIR/<class>/* layout only).
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    /// Share of each class held out for the test (DIR/<class>/* layout only).
+    #[arg(long, default_value_t = 0.1)]
+    test_fraction: f64,
+    /// Where backbone features are cached.
+    #[arg(long, default_value_os_t = default_feature_cache())]
+    cache_dir: PathBuf,
+    /// auto takes a hardware GPU (wgpu) when there is one, else the CPU.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Photos laid out like the training data: DIR/test/<class>/* when there is a test split,
+    /// otherwise every DIR/<class>/*.
+    data: PathBuf,
+    /// A head named in the manifest, or the path of a head file.
+    #[arg(long, default_value = "lucy")]
+    head: String,
+    /// Backbone precision (int8 is what `lucy predict` and the page use).
+    #[arg(long, value_enum, default_value = "int8")]
+    precision: PrecisionArg,
+    #[arg(long, default_value_os_t = default_feature_cache())]
+    cache_dir: PathBuf,
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_train(weights: &Path, args: TrainArgs) -> Result<ExitCode> {
+    let metrics = train(&TrainOptions {
+        data_dir: args.data,
+        split: SplitOptions {
+            seed: args.seed,
+            val_fraction: args.val_fraction,
+            test_fraction: args.test_fraction,
+        },
+        fit: FitConfig {
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            learning_rate: args.learning_rate,
+            weight_decay: args.weight_decay,
+            dropout: args.dropout,
+            class_weights: !args.no_class_weights,
+            patience: Some(args.patience),
+            seed: args.seed,
+        },
+        augment: args.augment,
+        name: args.name,
+        out: args.out,
+        weights_dir: weights.to_path_buf(),
+        cache_dir: args.cache_dir,
+        device: args.device,
+    })?;
+
+    for skipped in &metrics.skipped {
+        eprintln!("skipped {}: {}", skipped.file.display(), skipped.reason);
+    }
+    if !metrics.skipped.is_empty() {
+        eprintln!("skipped {} unreadable photo(s)", metrics.skipped.len());
+    }
+    for (a, b) in &metrics.duplicates {
+        eprintln!(
+            "warning: the same photo is in train and in val/test: {} = {}",
+            a.display(),
+            b.display()
+        );
+    }
+    let p = &metrics.photos;
+    println!(
+        "classes {:?}; photos: {} train (+{} augmented views each), {} val, {} test ({})",
+        metrics.classes, p.train, metrics.augment, p.val, p.test, metrics.split_from
+    );
+    println!(
+        "features: {} backbone passes, {} from the cache, {:.1} s on {}",
+        metrics.features.backbone_passes,
+        metrics.features.cached,
+        metrics.features.seconds,
+        metrics.device
+    );
+    println!(
+        "best epoch {} of {}{}: val accuracy {:.3}{}",
+        metrics.best_epoch,
+        metrics.epochs.len(),
+        if metrics.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        },
+        metrics.val_accuracy,
+        metrics
+            .test_accuracy
+            .map(|a| format!(", test accuracy {a:.3}"))
+            .unwrap_or_default()
+    );
+    if let Some(confusion) = &metrics.test_confusion {
+        print!("test set:\n{}", confusion.to_text());
+    }
+    println!("head:    {}", metrics.head_file.display());
+    println!(
+        "metrics: {}",
+        report_path(&metrics.head_file, "metrics.json").display()
+    );
+    println!(
+        "plot:    {}",
+        report_path(&metrics.head_file, "svg").display()
+    );
+    println!("total {:.1} s", metrics.total_seconds);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_eval(weights: &Path, args: EvalArgs) -> Result<ExitCode> {
+    let report = evaluate(&EvalOptions {
+        data_dir: args.data,
+        head: args.head,
+        precision: args.precision.into(),
+        weights_dir: weights.to_path_buf(),
+        cache_dir: args.cache_dir,
+        device: args.device,
+    })?;
+    for skipped in &report.skipped {
+        eprintln!("skipped {}: {}", skipped.file.display(), skipped.reason);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "head `{}` ({} backbone): accuracy {:.3} on {} photos ({} skipped)",
+        report.head,
+        report.precision,
+        report.accuracy,
+        report.photos,
+        report.skipped.len()
+    );
+    print!("{}", report.confusion.to_text());
+    if !report.misclassified.is_empty() {
+        println!("misclassified, worst first:");
+        for m in &report.misclassified {
+            let probs: Vec<String> = m
+                .probabilities
+                .iter()
+                .map(|(label, p)| format!("{label} {:.1}%", 100.0 * p))
+                .collect();
+            println!(
+                "  {} (true {}, predicted {}): {}",
+                m.file.display(),
+                m.truth,
+                m.predicted,
+                probs.join(", ")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

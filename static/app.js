@@ -1,0 +1,493 @@
+// lucy's page: I/O and DOM only. Everything that must match native (verifying weights,
+// decoding and preprocessing photos, the model, top-K) happens in Rust (src/web), through
+// the `Lucy` object and `verify` exported by the wasm module.
+
+const CACHE_NAME = "lucy-weights-v1";
+const TOP_K = 5;
+const WEBGPU_TIMEOUT_MS = 180_000; // a software adapter can take a minute per photo
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  wasm: null, // the wasm-bindgen module
+  manifest: null, // parsed manifest.json
+  manifestBytes: null,
+  backbone: null, // verified int8 backbone bytes (kept for a CPU fallback)
+  lucy: null,
+  headName: "imagenet",
+  busy: false,
+  camera: null, // { stream, running, frames, since }
+};
+
+// ---------- status, errors -------------------------------------------------------------
+
+function setStatus(text) {
+  $("status").textContent = text;
+}
+
+function showError(title, detail) {
+  const card = resultCard(title);
+  card.classList.add("error");
+  const p = document.createElement("p");
+  p.textContent = detail;
+  card.append(p);
+  return card;
+}
+
+function errorText(e) {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+// ---------- weights: fetch with progress, verify in Rust, keep in the Cache API --------
+
+function fileUrl(name) {
+  return new URL(`weights/${name}`, document.baseURI).href;
+}
+
+function cacheKey(name) {
+  // The sha256 in the key: a new bundle never reads an old file.
+  return `${fileUrl(name)}?sha256=${state.manifest.files[name].sha256}`;
+}
+
+async function fetchManifest() {
+  const url = fileUrl("manifest.json");
+  try {
+    const response = await fetch(url, { cache: "no-cache" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const cache = await openCache();
+    if (cache) await cache.put(url, new Response(bytes));
+    return bytes;
+  } catch (e) {
+    // Offline: the manifest from the last visit.
+    const cache = await openCache();
+    const cached = cache && (await cache.match(url));
+    if (cached) return new Uint8Array(await cached.arrayBuffer());
+    throw new Error(`the weights manifest could not be loaded (${errorText(e)}); is weights/manifest.json served next to the page?`);
+  }
+}
+
+async function openCache() {
+  try {
+    return "caches" in self ? await caches.open(CACHE_NAME) : null;
+  } catch {
+    return null; // e.g. an insecure context: still works, without the cache
+  }
+}
+
+/// Bytes of a bundle file: from the Cache API when present and intact, else the network.
+async function loadFile(name, progress) {
+  const cache = await openCache();
+  const key = cacheKey(name);
+  if (cache) {
+    const cached = await cache.match(key);
+    if (cached) {
+      const bytes = new Uint8Array(await cached.arrayBuffer());
+      try {
+        state.wasm.verify(state.manifestBytes, name, bytes);
+        progress(bytes.length);
+        return bytes;
+      } catch (e) {
+        console.warn(`cached ${name} is damaged (${errorText(e)}); fetching it again`);
+        await cache.delete(key);
+      }
+    }
+  }
+  const bytes = await download(fileUrl(name), progress);
+  state.wasm.verify(state.manifestBytes, name, bytes); // throws a clear error
+  if (cache) await cache.put(key, new Response(bytes));
+  return bytes;
+}
+
+async function download(url, progress) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const reader = response.body.getReader();
+  const chunks = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.length;
+    progress(received);
+  }
+  const bytes = new Uint8Array(received);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+async function loadFiles(names) {
+  const sizes = names.map((n) => state.manifest.files[n].size_bytes);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const done = names.map(() => 0);
+  const bar = $("download");
+  bar.max = total;
+  bar.hidden = false;
+  const update = () => {
+    const got = done.reduce((a, b) => a + b, 0);
+    bar.value = got;
+    setStatus(`Loading weights: ${(got / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`);
+  };
+  const files = await Promise.all(
+    names.map((name, i) =>
+      loadFile(name, (n) => {
+        done[i] = n;
+        update();
+      }),
+    ),
+  );
+  bar.hidden = true;
+  return files;
+}
+
+// ---------- backend ----------------------------------------------------------------------
+
+async function webgpuAvailable() {
+  if (!("gpu" in navigator)) return false;
+  try {
+    return (await navigator.gpu.requestAdapter()) !== null;
+  } catch {
+    return false;
+  }
+}
+
+async function chooseBackend() {
+  const forced = new URLSearchParams(location.search).get("backend");
+  if (forced === "cpu") return "cpu";
+  if (forced === "webgpu") return "webgpu";
+  return (await webgpuAvailable()) ? "webgpu" : "cpu";
+}
+
+function showBackend() {
+  const badge = $("backend");
+  const backend = state.lucy.backend();
+  badge.textContent = backend === "webgpu" ? "WebGPU" : "CPU (wasm)";
+  badge.dataset.backend = backend;
+}
+
+/// WebGPU failed in the middle of a session (device lost, a shader error): rebuild on the CPU
+/// from the verified bytes we still hold, and carry on.
+async function fallBackToCpu(reason) {
+  console.warn(`WebGPU failed (${reason}); switching to the CPU backend`);
+  const head = await headBytes(state.headName);
+  state.lucy = await state.wasm.Lucy.create(state.backbone, head, "cpu");
+  showBackend();
+}
+
+function withTimeout(promise, ms) {
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer after ${ms / 1000} s`)), ms)),
+  ]);
+}
+
+/// Run one classification; on WebGPU, a failure moves the session to the CPU and retries.
+async function classify(run) {
+  const onGpu = state.lucy.backend() === "webgpu";
+  try {
+    const json = await (onGpu ? withTimeout(run(state.lucy), WEBGPU_TIMEOUT_MS) : run(state.lucy));
+    return JSON.parse(json);
+  } catch (e) {
+    if (!onGpu || isInputError(e)) throw e;
+    await fallBackToCpu(errorText(e));
+    return JSON.parse(await run(state.lucy));
+  }
+}
+
+function isInputError(e) {
+  return /photo|pixel|format|empty|decode/i.test(errorText(e));
+}
+
+// ---------- heads -------------------------------------------------------------------------
+
+async function headBytes(name) {
+  const entry = state.manifest.heads.find((h) => h.name === name);
+  const [bytes] = await loadFiles([entry.file]);
+  return bytes;
+}
+
+function fillHeadSelector() {
+  const select = $("head");
+  select.replaceChildren();
+  for (const head of state.manifest.heads) {
+    const option = document.createElement("option");
+    option.value = head.name;
+    option.textContent =
+      head.name === "imagenet" ? "ImageNet (1000 classes)" : `${head.name} (${head.labels.join(" / ")})`;
+    select.append(option);
+  }
+  select.value = state.headName;
+}
+
+async function selectHead(name) {
+  try {
+    const entry = state.manifest.heads.find((h) => h.name === name);
+    state.lucy.set_head(entry.file, await headBytes(name));
+    state.headName = name;
+    setStatus(`Head: ${name}`);
+  } catch (e) {
+    showError("That head could not be loaded", errorText(e));
+    $("head").value = state.headName;
+  }
+}
+
+async function loadHeadFile(file) {
+  try {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    state.lucy.set_head(file.name, bytes);
+    state.headName = file.name;
+    const option = document.createElement("option");
+    option.value = file.name;
+    option.textContent = `${file.name} (from disk)`;
+    $("head").append(option);
+    $("head").value = file.name;
+    setStatus(`Head from disk: ${file.name} (${state.lucy.labels().join(" / ")})`);
+  } catch (e) {
+    showError(`${file.name} is not a head for this model`, errorText(e));
+  }
+}
+
+// ---------- results -----------------------------------------------------------------------
+
+function resultCard(title, thumbnailUrl) {
+  const card = document.createElement("article");
+  card.className = "result";
+  if (thumbnailUrl) {
+    const img = document.createElement("img");
+    img.src = thumbnailUrl;
+    img.alt = "";
+    card.append(img);
+  }
+  const h = document.createElement("h3");
+  h.textContent = title; // never HTML: file names and labels are text
+  card.append(h);
+  $("results").prepend(card); // newest first
+  return card;
+}
+
+function bars(predictions) {
+  const list = document.createElement("ol");
+  list.className = "bars";
+  for (const p of predictions) {
+    const item = document.createElement("li");
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = p.label;
+    const pct = document.createElement("span");
+    pct.className = "pct";
+    pct.textContent = `${(100 * p.probability).toFixed(1)} %`;
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.style.width = `${Math.max(0.5, 100 * p.probability)}%`;
+    item.append(label, pct, bar);
+    list.append(item);
+  }
+  return list;
+}
+
+// ---------- photos: picker, drag and drop, paste -------------------------------------------
+
+async function classifyFiles(files) {
+  for (const file of files) {
+    const started = performance.now();
+    const thumbnail = file.type.startsWith("image/") ? URL.createObjectURL(file) : null;
+    try {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      const predictions = await classify((lucy) => lucy.classify_bytes(bytes, TOP_K));
+      const card = resultCard(file.name || "pasted photo", thumbnail);
+      card.dataset.top1 = predictions[0].label;
+      card.append(bars(predictions));
+      const time = document.createElement("p");
+      time.className = "time";
+      time.textContent = `${Math.round(performance.now() - started)} ms on ${state.lucy.backend()}`;
+      card.append(time);
+    } catch (e) {
+      showError(`${file.name || "pasted file"} could not be classified`, errorText(e));
+    }
+  }
+}
+
+function setUpInputs() {
+  $("files").addEventListener("change", (e) => {
+    classifyFiles([...e.target.files]);
+    e.target.value = "";
+  });
+  $("head-file").addEventListener("change", (e) => {
+    if (e.target.files[0]) loadHeadFile(e.target.files[0]);
+    e.target.value = "";
+  });
+  $("head").addEventListener("change", (e) => selectHead(e.target.value));
+  const drop = $("drop");
+  for (const type of ["dragenter", "dragover"]) {
+    drop.addEventListener(type, (e) => {
+      e.preventDefault();
+      drop.classList.add("over");
+    });
+  }
+  for (const type of ["dragleave", "drop"]) drop.addEventListener(type, () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    classifyFiles([...e.dataTransfer.files]);
+  });
+  document.addEventListener("paste", (e) => {
+    const files = [...e.clipboardData.items].filter((i) => i.kind === "file").map((i) => i.getAsFile());
+    if (files.length) classifyFiles(files);
+  });
+}
+
+// ---------- camera ------------------------------------------------------------------------
+
+async function listCameras() {
+  const select = $("camera");
+  try {
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    const cameras = devices.filter((d) => d.kind === "videoinput");
+    select.replaceChildren();
+    for (const [value, text] of [
+      ["environment", "back camera"],
+      ["user", "front camera"],
+    ]) {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = text;
+      select.append(option);
+    }
+    cameras.forEach((camera, i) => {
+      const option = document.createElement("option");
+      option.value = `device:${camera.deviceId}`;
+      option.textContent = camera.label || `camera ${i + 1}`;
+      select.append(option);
+    });
+  } catch {
+    /* no camera API: start will say so */
+  }
+}
+
+async function startCamera() {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    showError("No camera", "This browser does not offer camera access (it needs https or localhost).");
+    return;
+  }
+  const choice = $("camera").value || "environment";
+  const video = choice.startsWith("device:")
+    ? { deviceId: { exact: choice.slice(7) } }
+    : { facingMode: choice };
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
+    const element = $("video");
+    element.srcObject = stream;
+    await element.play();
+    state.camera = { stream, running: true, frames: 0, since: performance.now() };
+    $("camera-start").disabled = true;
+    $("camera-stop").disabled = false;
+    $("live").hidden = false;
+    listCameras(); // labels appear once permission is granted
+    cameraLoop();
+  } catch (e) {
+    const denied = e && (e.name === "NotAllowedError" || e.name === "SecurityError");
+    const missing = e && (e.name === "NotFoundError" || e.name === "OverconstrainedError");
+    showError(
+      denied ? "Camera permission denied" : missing ? "No camera found" : "The camera could not start",
+      denied
+        ? "Allow camera access for this site in the browser's settings, then press Start again."
+        : missing
+          ? "Connect a camera or choose another one, then press Start again."
+          : errorText(e),
+    );
+  }
+}
+
+function stopCamera() {
+  if (!state.camera) return;
+  state.camera.running = false;
+  state.camera.stream.getTracks().forEach((t) => t.stop());
+  state.camera = null;
+  $("video").srcObject = null;
+  $("camera-start").disabled = false;
+  $("camera-stop").disabled = true;
+}
+
+/// Classify the newest frame whenever the model is free: never a queue of frames. Paused
+/// while the tab is hidden.
+async function cameraLoop() {
+  const video = $("video");
+  const canvas = document.createElement("canvas");
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  while (state.camera?.running) {
+    if (document.hidden || state.busy || video.videoWidth === 0) {
+      await new Promise((r) => setTimeout(r, 100));
+      continue;
+    }
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    context.drawImage(video, 0, 0);
+    const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
+    state.busy = true;
+    try {
+      const [top] = await classify((lucy) =>
+        lucy.classify_rgba(new Uint8Array(pixels.data.buffer), pixels.width, pixels.height, 1),
+      );
+      const camera = state.camera;
+      if (!camera) break;
+      camera.frames += 1;
+      const seconds = (performance.now() - camera.since) / 1000;
+      $("live-label").textContent = `${top.label} ${(100 * top.probability).toFixed(0)} %`;
+      $("live-fps").textContent = `${(camera.frames / seconds).toFixed(1)} frames/s`;
+      $("live").dataset.frames = camera.frames;
+    } catch (e) {
+      $("live-label").textContent = `error: ${errorText(e)}`;
+    } finally {
+      state.busy = false;
+    }
+  }
+}
+
+function setUpCamera() {
+  $("camera-start").addEventListener("click", startCamera);
+  $("camera-stop").addEventListener("click", stopCamera);
+  document.addEventListener("visibilitychange", () => {
+    if (state.camera) state.camera.since = performance.now(), (state.camera.frames = 0);
+  });
+  listCameras();
+}
+
+// ---------- start -------------------------------------------------------------------------
+
+async function start(wasm) {
+  state.wasm = wasm;
+  window.lucyState = state; // for the browser tests
+  try {
+    setStatus("Loading the weights manifest…");
+    state.manifestBytes = await fetchManifest();
+    state.manifest = JSON.parse(new TextDecoder().decode(state.manifestBytes));
+    const backend = await chooseBackend();
+    const head = state.manifest.heads.find((h) => h.name === state.headName);
+    const started = performance.now();
+    const [backbone, headFile] = await loadFiles([state.manifest.backbones.int8, head.file]);
+    state.backbone = backbone;
+    setStatus(`Preparing the model on ${backend === "webgpu" ? "WebGPU" : "the CPU"}…`);
+    state.lucy = await state.wasm.Lucy.create(backbone, headFile, backend);
+    showBackend();
+    fillHeadSelector();
+    setUpInputs();
+    setUpCamera();
+    document.body.dataset.ready = "true";
+    setStatus(`Ready in ${((performance.now() - started) / 1000).toFixed(1)} s. Choose photos, drop them here, paste one, or start the camera.`);
+  } catch (e) {
+    document.body.dataset.ready = "error";
+    setStatus("lucy could not start.");
+    showError("lucy could not start", errorText(e));
+  }
+}
+
+// Trunk loads the wasm module and announces it.
+if (window.wasmBindings) {
+  start(window.wasmBindings);
+} else {
+  addEventListener("TrunkApplicationStarted", () => start(window.wasmBindings), { once: true });
+}

@@ -1,0 +1,263 @@
+// lucy's page end to end: the built site (dist/), the real weights, real photos, headless
+// Chromium from Debian (CPU backend, WebGPU on SwiftShader, a fake camera).
+//
+//   node --test --test-concurrency=1 tests/browser/page.test.mjs
+//
+// Screenshots go to tests/browser/output/ (look at them).
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const dist = path.join(root, "dist");
+const fixtures = path.join(root, "tests/fixtures");
+const shared = process.env.LUCY_SHARED_FIXTURES ?? path.resolve(root, "../shared/fixtures/resnet50-reference");
+const output = path.join(here, "output");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const BASE_ARGS = [
+  "--no-sandbox",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+// ---------- a plain static file server that logs requests -----------------------------------
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css",
+  ".json": "application/json", ".svg": "image/svg+xml", ".webmanifest": "application/manifest+json",
+  ".png": "image/png", ".jpg": "image/jpeg" };
+let server;
+let base;
+
+/// The site lives in a sub-folder, as on a static host (/lucy/...); fixtures under /fixtures/.
+function resolve(pathname) {
+  if (pathname.startsWith("/lucy/")) {
+    let file = path.join(dist, pathname.slice("/lucy/".length));
+    if (!file.startsWith(dist)) return null;
+    if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, "index.html");
+    return file;
+  }
+  if (pathname.startsWith("/fixtures/")) return path.join(fixtures, path.basename(pathname));
+  return null;
+}
+const requests = [];
+
+before(async () => {
+  assert.ok(fs.existsSync(path.join(dist, "index.html")), "build the site first: trunk build --release");
+  fs.mkdirSync(output, { recursive: true });
+  server = http.createServer((req, res) => {
+    const url = new URL(req.url, "http://x");
+    requests.push(url.pathname);
+    const file = resolve(decodeURIComponent(url.pathname));
+    if (!file || !fs.existsSync(file)) {
+      res.writeHead(404).end("not found");
+      return;
+    }
+    res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${server.address().port}/lucy/`;
+});
+
+after(() => server?.close());
+
+async function launch({ webgpu = false, camera = null, userDataDir = null } = {}) {
+  const args = [...BASE_ARGS];
+  if (webgpu) args.push("--enable-unsafe-webgpu");
+  if (camera) {
+    args.push("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-video-capture=${camera}`);
+  }
+  const options = {
+    executablePath: CHROMIUM,
+    headless: true,
+    args,
+    // Playwright adds --disable-gpu, which hides WebGPU; keep it only for the no-WebGPU browser.
+    ignoreDefaultArgs: webgpu ? ["--disable-gpu"] : [],
+  };
+  const dir = userDataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "lucy-chromium-"));
+  const context = await chromium.launchPersistentContext(dir, options);
+  return context;
+}
+
+async function openPage(context, query = "") {
+  const page = context.pages()[0] ?? (await context.newPage());
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  await page.goto(base + query);
+  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 120_000 });
+  const ready = await page.evaluate(() => document.body.dataset.ready);
+  assert.equal(ready, "true", `the page did not start: ${await page.textContent("#results")} ${errors.join(" | ")}`);
+  return { page, errors };
+}
+
+async function upload(page, file, timeout = 120_000) {
+  const before = await page.locator(".result").count();
+  await page.setInputFiles("#files", file);
+  await page.waitForFunction((n) => document.querySelectorAll(".result").length > n, before, { timeout });
+  return page.locator(".result").first();
+}
+
+const frenchie = path.join(shared, "willjobs_example_frenchbulldog.jpg");
+
+// ---------- tests ---------------------------------------------------------------------------
+
+test("no WebGPU: CPU badge, French bulldog recognised, cached weights on the second visit", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-chromium-"));
+  let context = await launch({ userDataDir: dir });
+  try {
+    requests.length = 0;
+    const started = Date.now();
+    const { page } = await openPage(context);
+    const firstLoadMs = Date.now() - started;
+    assert.equal(await page.textContent("#backend"), "CPU (wasm)");
+    const weightRequests = requests.filter((r) => r.endsWith(".safetensors"));
+    assert.ok(weightRequests.length >= 2, `first visit downloads the weights: ${weightRequests}`);
+
+    const t0 = Date.now();
+    const card = await upload(page, frenchie);
+    const latencyMs = Date.now() - t0;
+    assert.equal(await card.getAttribute("data-top1"), "French_bulldog");
+    assert.match(await card.textContent(), /French_bulldog\s*\d+\.\d %/);
+    await page.screenshot({ path: path.join(output, "cpu-french-bulldog.png"), fullPage: true });
+    console.log(`cpu: first load ${firstLoadMs} ms, first photo ${latencyMs} ms`);
+
+    // A text file named .jpg: a readable error, and the next photo still works.
+    const bad = await upload(page, path.join(fixtures, "not-a-photo.jpg"));
+    assert.match(await bad.getAttribute("class"), /error/);
+    assert.match(await bad.textContent(), /not-a-photo\.jpg.*not recognised/s);
+    const next = await upload(page, path.join(fixtures, "skimage_coffee.png"));
+    assert.equal(await next.getAttribute("data-top1"), "espresso");
+
+    // Second visit, same browser profile: no weight request reaches the server.
+    await context.close();
+    context = await launch({ userDataDir: dir });
+    requests.length = 0;
+    const t1 = Date.now();
+    const second = await openPage(context);
+    console.log(`cpu: cached load ${Date.now() - t1} ms`);
+    assert.deepEqual(requests.filter((r) => r.endsWith(".safetensors")), []);
+    const again = await upload(second.page, path.join(fixtures, "skimage_chelsea_cat.png"));
+    assert.equal(await again.getAttribute("data-top1"), "Egyptian_cat");
+  } finally {
+    await context.close();
+  }
+});
+
+test("?backend=cpu forces the CPU; a damaged cached file is fetched again", async () => {
+  const context = await launch({ webgpu: true });
+  try {
+    const { page } = await openPage(context, "?backend=cpu");
+    assert.equal(await page.textContent("#backend"), "CPU (wasm)");
+    // Damage the cached head, reload: detected, fetched again, still correct.
+    await page.evaluate(async () => {
+      const cache = await caches.open("lucy-weights-v1");
+      for (const request of await cache.keys()) {
+        if (request.url.includes("head-imagenet")) await cache.put(request, new Response(new Uint8Array([1, 2, 3])));
+      }
+    });
+    requests.length = 0;
+    await page.reload();
+    await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 120_000 });
+    assert.deepEqual(requests.filter((r) => r.endsWith(".safetensors")), ["/lucy/weights/head-imagenet.safetensors"]);
+    const card = await upload(page, path.join(fixtures, "skimage_coffee.png"));
+    assert.equal(await card.getAttribute("data-top1"), "espresso");
+  } finally {
+    await context.close();
+  }
+});
+
+test("WebGPU (SwiftShader): WebGPU badge and the same top-1", { timeout: 600_000 }, async () => {
+  const context = await launch({ webgpu: true });
+  try {
+    const { page } = await openPage(context);
+    assert.equal(await page.textContent("#backend"), "WebGPU");
+    const t0 = Date.now();
+    const card = await upload(page, frenchie, 540_000);
+    console.log(`webgpu (SwiftShader): first photo ${Date.now() - t0} ms`);
+    assert.equal(await page.textContent("#backend"), "WebGPU", "it must not have fallen back to the CPU");
+    assert.equal(await card.getAttribute("data-top1"), "French_bulldog");
+    await page.screenshot({ path: path.join(output, "webgpu-french-bulldog.png"), fullPage: true });
+  } finally {
+    await context.close();
+  }
+});
+
+/// A y4m video (the fake camera's format) of a fixture photo, made with the browser's decoder.
+async function photoVideo(photoName) {
+  const context = await launch();
+  try {
+    const page = await context.newPage();
+    await page.goto(base + "manifest.webmanifest");
+    const planes = await page.evaluate(async (url) => {
+      const img = new Image();
+      img.src = url;
+      await img.decode();
+      const [w, h] = [320, 240];
+      const canvas = new OffscreenCanvas(w, h);
+      const ctx = canvas.getContext("2d");
+      const scale = Math.max(w / img.width, h / img.height);
+      ctx.drawImage(img, (w - img.width * scale) / 2, (h - img.height * scale) / 2, img.width * scale, img.height * scale);
+      const rgba = ctx.getImageData(0, 0, w, h).data;
+      const y = new Uint8Array(w * h), u = new Uint8Array(w * h / 4), v = new Uint8Array(w * h / 4);
+      for (let j = 0; j < h; j++) for (let i = 0; i < w; i++) {
+        const k = 4 * (j * w + i), [r, g, b] = [rgba[k], rgba[k + 1], rgba[k + 2]];
+        y[j * w + i] = 0.299 * r + 0.587 * g + 0.114 * b;
+        if (j % 2 === 0 && i % 2 === 0) {
+          const c = (j / 2) * (w / 2) + i / 2;
+          u[c] = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b;
+          v[c] = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b;
+        }
+      }
+      return [Array.from(y), Array.from(u), Array.from(v)];
+    }, `/fixtures/${photoName}`);
+    const frame = Buffer.concat([Buffer.from("FRAME\n"), ...planes.map((p) => Buffer.from(p))]);
+    const file = path.join(os.tmpdir(), `lucy-${photoName}.y4m`);
+    fs.writeFileSync(file, Buffer.concat([Buffer.from("YUV4MPEG2 W320 H240 F10:1 Ip A1:1 C420jpeg\n"), ...Array(10).fill(frame)]));
+    return file;
+  } finally {
+    await context.close();
+  }
+}
+
+test("fake camera showing a photo: a live label appears and updates", { timeout: 300_000 }, async () => {
+  const video = await photoVideo("skimage_coffee.png");
+  const context = await launch({ camera: video });
+  try {
+    const { page } = await openPage(context, "?backend=cpu");
+    await page.click("#camera-start");
+    await page.waitForFunction(() => Number(document.querySelector("#live").dataset.frames) >= 3, null, { timeout: 240_000 });
+    const label = await page.textContent("#live-label");
+    assert.match(label, /^\S.* \d+ %$/);
+    console.log(`camera: live label "${label}", ${await page.textContent("#live-fps")}`);
+    await page.screenshot({ path: path.join(output, "camera.png"), fullPage: true });
+    await page.click("#camera-stop");
+    assert.equal(await page.isEnabled("#camera-start"), true);
+  } finally {
+    await context.close();
+  }
+});
+
+test("a denied camera is a readable error", async () => {
+  const context = await launch();
+  try {
+    const { page } = await openPage(context, "?backend=cpu");
+    await context.clearPermissions(); // headless with no fake-ui flag: getUserMedia fails
+    await page.click("#camera-start");
+    const card = page.locator(".result.error").first();
+    await card.waitFor({ timeout: 30_000 });
+    assert.match(await card.textContent(), /camera/i);
+  } finally {
+    await context.close();
+  }
+});
