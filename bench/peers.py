@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--lucy", default=os.path.expanduser("~/.cache/lucy-target/release/lucy"))
     ap.add_argument("--weights", default=str(ROOT / "weights"))
     ap.add_argument("--write", help="append the results to this markdown file")
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
+    ap.add_argument("--train", metavar="DIR", help="also time `lucy train` against PyTorch on this photo folder")
     args = ap.parse_args()
     threads = os.cpu_count() or 1
 
@@ -72,29 +74,85 @@ def main() -> None:
             sys.exit(f"disagreement: lucy {precision} top-1 {top1}, ONNX Runtime {ort_top1}")
     print(f"agreement: top-1 {ort_top1} from lucy (f32, int8) and ONNX Runtime")
 
-    rows = []
+    rows = {}  # (peer, batch) -> ms per image
     for batch in [1, 8]:
         x = np.repeat(reference_input(REFERENCE[0]), batch, axis=0)
-        ms = median_ms(lambda: session.run(None, {"input": x}), args.runs)
-        rows.append({"peer": "onnxruntime", "precision": "f32", "batch": batch, "per_image_ms": ms / batch})
+        rows[("ONNX Runtime", batch)] = median_ms(lambda: session.run(None, {"input": x}), args.runs) / batch
+
+    torch_peer = None
+    if not args.no_torch:
+        import torch
+        from resnet50_torch import Classifier
+
+        torch.set_num_threads(threads)
+        torch_peer = f"PyTorch {torch.__version__}"
+        model = Classifier(Path(args.weights)).eval()
+        with torch.no_grad():
+            top1 = [int(model(torch.from_numpy(reference_input(n))).argmax()) for n in REFERENCE]
+            if top1 != ort_top1:
+                sys.exit(f"disagreement: PyTorch top-1 {top1}, ONNX Runtime {ort_top1}")
+            for batch in [1, 8]:
+                x = torch.from_numpy(np.repeat(reference_input(REFERENCE[0]), batch, axis=0))
+                rows[("PyTorch", batch)] = median_ms(lambda: model(x), args.runs) / batch
 
     out = subprocess.run([args.lucy, "--weights", args.weights, "bench", "--json", "--runs", str(args.runs)],
                          check=True, capture_output=True, text=True)
     lucy_rows = json.loads(out.stdout)["rows"]
 
-    lines = [f"| lucy precision | batch | lucy ms/image | ONNX Runtime f32 ms/image | ratio lucy / ORT |", "|---|---|---|---|---|"]
+    peak = peak_gflops(threads)
+    ideal_ms = 1e3 * GFLOP_PER_IMAGE / peak
+    peers = [p for p in ["ONNX Runtime", "PyTorch"] if any(k[0] == p for k in rows)]
+    lines = [
+        "| lucy | batch | lucy ms/image | " + " | ".join(f"{p} f32 ms/image | lucy / {p}" for p in peers) + " | lucy / ideal |",
+        "|---|---|---|" + "---|---|" * len(peers) + "---|",
+    ]
     for r in lucy_rows:
-        peer = next(p for p in rows if p["batch"] == r["batch"])
-        ratio = r["per_image_ms"] / peer["per_image_ms"]
-        lines.append(f"| {r['precision']} | {r['batch']} | {r['per_image_ms']:.1f} | {peer['per_image_ms']:.1f} | {ratio:.2f} |")
+        cells = [f"{r['precision']}", f"{r['batch']}", f"{r['per_image_ms']:.1f}"]
+        for p in peers:
+            ms = rows[(p, r["batch"])]
+            cells += [f"{ms:.1f}", f"**{r['per_image_ms'] / ms:.2f}**"]
+        cells.append(f"{r['per_image_ms'] / ideal_ms:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
+    table += (f"\n\nIdeal: {GFLOP_PER_IMAGE} GFLOP per image at this machine's measured peak of {peak:.0f} GFLOP/s "
+              f"= {ideal_ms:.1f} ms (peak: best of 5 float32 2048x2048 matrix products through numpy's BLAS, {threads} threads).")
+
+    if args.train:
+        import tempfile
+        from train_torch import train as torch_train
+
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            subprocess.run([args.lucy, "--weights", args.weights, "train", args.train, "--name", "bench",
+                            "--out", f"{tmp}/head.safetensors", "--cache-dir", f"{tmp}/cache", "--device", "cpu"],
+                           check=True, capture_output=True, text=True)
+            lucy_s = time.perf_counter() - started
+            metrics = json.load(open(f"{tmp}/head.metrics.json"))
+            peer = torch_train(Path(args.train), Path(args.weights), Path(tmp) / "head.pt")
+        table += ("\n\n| training (photos on disk → saved head, cold) | wall s | val accuracy | test accuracy |\n|---|---|---|---|\n"
+                  f"| lucy train | {lucy_s:.1f} | {metrics['val_accuracy']:.3f} | {metrics['test_accuracy']:.3f} |\n"
+                  f"| PyTorch (same head and settings) | {peer['seconds']:.1f} | {peer['val_accuracy']:.3f} | {peer['test_accuracy']:.3f} |\n"
+                  f"| **lucy / PyTorch** | **{lucy_s / peer['seconds']:.2f}** | | |")
     print(table)
     if args.write:
-        header = (f"\n## {datetime.date.today()} — native CPU, {threads} threads, {platform.machine()}, "
-                  f"onnxruntime {ort.__version__}\n\nCommand: `python3 bench/peers.py --runs {args.runs} --write {args.write}`"
-                  f" (median of {args.runs} runs after one warm-up)\n\n")
+        versions = f"onnxruntime {ort.__version__}" + (f", {torch_peer}" if torch_peer else "")
+        header = (f"\n## {datetime.date.today()} — native CPU, {threads} threads, {platform.machine()}, {versions}\n\n"
+                  f"Command: `python3 bench/peers.py {' '.join(sys.argv[1:])}` (median of {args.runs} runs after one warm-up)\n\n")
         with open(args.write, "a") as f:
             f.write(header + table + "\n")
+
+
+GFLOP_PER_IMAGE = 4.09
+
+
+def peak_gflops(threads: int) -> float:
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return 2 * 2048**3 / best / 1e9
 
 
 if __name__ == "__main__":

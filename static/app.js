@@ -12,6 +12,7 @@ const state = {
   manifest: null, // parsed manifest.json
   manifestBytes: null,
   backbone: null, // verified int8 backbone bytes (kept for a CPU fallback)
+  headBytes: null, // the current head file
   lucy: null,
   headName: "imagenet",
   busy: false,
@@ -174,8 +175,7 @@ function showBackend() {
 /// from the verified bytes we still hold, and carry on.
 async function fallBackToCpu(reason) {
   console.warn(`WebGPU failed (${reason}); switching to the CPU backend`);
-  const head = await headBytes(state.headName);
-  state.lucy = await state.wasm.Lucy.create(state.backbone, head, "cpu");
+  state.lucy = await state.wasm.Lucy.create(state.backbone, state.headBytes, "cpu");
   showBackend();
 }
 
@@ -186,21 +186,17 @@ function withTimeout(promise, ms) {
   ]);
 }
 
-/// Run one classification; on WebGPU, a failure moves the session to the CPU and retries.
-async function classify(run) {
+/// Classify a prepared photo; on WebGPU, a failure moves the session to the CPU and retries.
+async function classify(prepared) {
   const onGpu = state.lucy.backend() === "webgpu";
   try {
-    const json = await (onGpu ? withTimeout(run(state.lucy), WEBGPU_TIMEOUT_MS) : run(state.lucy));
-    return JSON.parse(json);
+    const run = state.lucy.classify(prepared, TOP_K);
+    return JSON.parse(await (onGpu ? withTimeout(run, WEBGPU_TIMEOUT_MS) : run));
   } catch (e) {
-    if (!onGpu || isInputError(e)) throw e;
+    if (!onGpu) throw e;
     await fallBackToCpu(errorText(e));
-    return JSON.parse(await run(state.lucy));
+    return JSON.parse(await state.lucy.classify(prepared, TOP_K));
   }
-}
-
-function isInputError(e) {
-  return /photo|pixel|format|empty|decode/i.test(errorText(e));
 }
 
 // ---------- heads -------------------------------------------------------------------------
@@ -227,8 +223,10 @@ function fillHeadSelector() {
 async function selectHead(name) {
   try {
     const entry = state.manifest.heads.find((h) => h.name === name);
-    state.lucy.set_head(entry.file, await headBytes(name));
+    const bytes = await headBytes(name);
+    state.lucy.set_head(entry.file, bytes);
     state.headName = name;
+    state.headBytes = bytes;
     setStatus(`Head: ${name}`);
   } catch (e) {
     showError("That head could not be loaded", errorText(e));
@@ -241,6 +239,7 @@ async function loadHeadFile(file) {
     const bytes = new Uint8Array(await file.arrayBuffer());
     state.lucy.set_head(file.name, bytes);
     state.headName = file.name;
+    state.headBytes = bytes;
     const option = document.createElement("option");
     option.value = file.name;
     option.textContent = `${file.name} (from disk)`;
@@ -297,8 +296,8 @@ async function classifyFiles(files) {
     const started = performance.now();
     const thumbnail = file.type.startsWith("image/") ? URL.createObjectURL(file) : null;
     try {
-      const bytes = new Uint8Array(await file.arrayBuffer());
-      const predictions = await classify((lucy) => lucy.classify_bytes(bytes, TOP_K));
+      const prepared = state.wasm.prepare_bytes(new Uint8Array(await file.arrayBuffer()));
+      const predictions = await classify(prepared).finally(() => prepared.free());
       const card = resultCard(file.name || "pasted photo", thumbnail);
       card.dataset.top1 = predictions[0].label;
       card.append(bars(predictions));
@@ -429,9 +428,8 @@ async function cameraLoop() {
     const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
     state.busy = true;
     try {
-      const [top] = await classify((lucy) =>
-        lucy.classify_rgba(new Uint8Array(pixels.data.buffer), pixels.width, pixels.height, 1),
-      );
+      const prepared = state.wasm.prepare_rgba(new Uint8Array(pixels.data.buffer), pixels.width, pixels.height);
+      const [top] = await classify(prepared).finally(() => prepared.free());
       const camera = state.camera;
       if (!camera) break;
       camera.frames += 1;
@@ -444,14 +442,20 @@ async function cameraLoop() {
     } finally {
       state.busy = false;
     }
+    // Let the page paint and take input between frames (the CPU backend runs on this thread).
+    await new Promise((r) => setTimeout(r, 30));
   }
 }
 
 function setUpCamera() {
   $("camera-start").addEventListener("click", startCamera);
   $("camera-stop").addEventListener("click", stopCamera);
+  // Frames per second are counted from when the tab was last shown.
   document.addEventListener("visibilitychange", () => {
-    if (state.camera) state.camera.since = performance.now(), (state.camera.frames = 0);
+    if (state.camera) {
+      state.camera.since = performance.now();
+      state.camera.frames = 0;
+    }
   });
   listCameras();
 }
@@ -470,6 +474,7 @@ async function start(wasm) {
     const started = performance.now();
     const [backbone, headFile] = await loadFiles([state.manifest.backbones.int8, head.file]);
     state.backbone = backbone;
+    state.headBytes = headFile;
     setStatus(`Preparing the model on ${backend === "webgpu" ? "WebGPU" : "the CPU"}…`);
     state.lucy = await state.wasm.Lucy.create(backbone, headFile, backend);
     showBackend();
@@ -483,6 +488,11 @@ async function start(wasm) {
     setStatus("lucy could not start.");
     showError("lucy could not start", errorText(e));
   }
+}
+
+// Offline: the app shell from the service worker, the weights from the Cache API.
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("sw.js").catch((e) => console.warn(`no offline support: ${errorText(e)}`));
 }
 
 // Trunk loads the wasm module and announces it.

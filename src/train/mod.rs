@@ -95,8 +95,13 @@ pub fn train(options: &TrainOptions) -> Result<TrainMetrics> {
             ("val", &dataset.val, &val_x),
         ] {
             if !x.samples.iter().any(|(i, ..)| photos[*i].class == class) {
+                let unreadable: Vec<String> = skipped
+                    .iter()
+                    .map(|s| format!("  {}: {}", s.file.display(), s.reason))
+                    .collect();
                 bail!(
-                    "class `{name}` has no readable photo in {split} (see the skipped photos above)"
+                    "class `{name}` has no readable photo in {split}; unreadable photos:\n{}",
+                    unreadable.join("\n")
                 );
             }
         }

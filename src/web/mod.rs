@@ -22,6 +22,23 @@ pub fn verify(manifest_json: &[u8], file: &str, bytes: &[u8]) -> Result<(), JsEr
     Ok(())
 }
 
+/// A photo decoded and preprocessed, ready for the model. Preparing is separate from
+/// classifying so that a bad photo and a failing backend are different errors.
+#[wasm_bindgen]
+pub struct Prepared(Input);
+
+/// Photo bytes, decoded in Rust with the same limits and EXIF handling as natively.
+#[wasm_bindgen]
+pub fn prepare_bytes(bytes: &[u8]) -> Result<Prepared, JsError> {
+    Ok(Prepared(preprocess_bytes(bytes)?))
+}
+
+/// RGBA pixels from a canvas (camera frames): the same preprocessing after decoding.
+#[wasm_bindgen]
+pub fn prepare_rgba(rgba: &[u8], width: u32, height: u32) -> Result<Prepared, JsError> {
+    Ok(Prepared(preprocess_rgba(rgba, width, height)?))
+}
+
 #[wasm_bindgen]
 pub struct Lucy {
     classifier: Classifier,
@@ -69,29 +86,14 @@ impl Lucy {
         Ok(())
     }
 
-    /// Classify photo bytes (decoded in Rust, as natively). Returns top-K as JSON.
-    pub async fn classify_bytes(&self, bytes: &[u8], top: usize) -> Result<String, JsError> {
-        self.classify(preprocess_bytes(bytes)?, top).await
-    }
-
-    /// Classify RGBA pixels from a canvas (camera frames). Returns top-K as JSON.
-    pub async fn classify_rgba(
-        &self,
-        rgba: &[u8],
-        width: u32,
-        height: u32,
-        top: usize,
-    ) -> Result<String, JsError> {
-        self.classify(preprocess_rgba(rgba, width, height)?, top)
-            .await
-    }
-
-    async fn classify(&self, input: Input, top: usize) -> Result<String, JsError> {
+    /// Top-K predictions for a prepared photo, as JSON. Errors here come from the backend
+    /// (the photo was fine), which is how the page knows to fall back to the CPU.
+    pub async fn classify(&self, input: &Prepared, top: usize) -> Result<String, JsError> {
         // Only the probabilities come back from the GPU, asynchronously (a blocking read
         // would panic on WebGPU).
         let data = self
             .classifier
-            .probabilities(&[input])
+            .probabilities(std::slice::from_ref(&input.0))
             .into_data_async()
             .await
             .map_err(|e| JsError::new(&format!("reading the result failed: {e:?}")))?;
