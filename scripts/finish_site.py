@@ -1,7 +1,7 @@
 """Trunk post-build hook: finish the static site in $TRUNK_STAGING_DIR.
 
-1. Copy the weights the page needs (manifest.json, the int8 backbone, every head) into
-   weights/ — not the 94 MB f32 backbone, which only the CLI uses.
+1. Copy the weights the page needs (the int8 backbone, every head) into weights/ with a
+   manifest listing just those — not the 94 MB f32 backbone, which only the CLI uses.
 2. Put the sha256 of each inline <script> (Trunk's wasm loader) into the Content-Security-
    Policy in place of TRUNK_LOADER_HASH, so the policy can forbid every other inline script.
 """
@@ -21,9 +21,31 @@ source = root / "weights"
 manifest = json.loads((source / "manifest.json").read_text())
 target = staging / "weights"
 target.mkdir(exist_ok=True)
-needed = ["manifest.json", manifest["backbones"]["int8"], *[h["file"] for h in manifest["heads"]]]
-for name in needed:
+
+
+def intact(name: str) -> bool:
+    path = source / name
+    entry = manifest["files"].get(name)
+    return path.is_file() and entry is not None and hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+
+
+# The site's manifest lists exactly what the site serves: the int8 backbone and every head
+# whose file is present and intact (a head deleted by hand is left out, with a warning).
+int8 = manifest["backbones"]["int8"]
+if not intact(int8):
+    raise SystemExit(f"weights/{int8} is missing or damaged: run `lucy import --force`")
+heads = []
+for head in manifest["heads"]:
+    if intact(head["file"]):
+        heads.append(head)
+    else:
+        print(f"finish_site: leaving out head `{head['name']}`: weights/{head['file']} is missing or damaged")
+files = [int8, *[h["file"] for h in heads]]
+for name in files:
     shutil.copyfile(source / name, target / name)
+site_manifest = dict(manifest, backbones={"int8": int8}, heads=heads,
+                     files={name: manifest["files"][name] for name in files})
+(target / "manifest.json").write_text(json.dumps(site_manifest, indent=2) + "\n")
 
 index = staging / "index.html"
 html = index.read_text()
@@ -34,4 +56,4 @@ hashes = " ".join(
 if "TRUNK_LOADER_HASH" not in html:
     raise SystemExit("index.html has no TRUNK_LOADER_HASH placeholder in its Content-Security-Policy")
 index.write_text(html.replace("TRUNK_LOADER_HASH", hashes))
-print(f"finish_site: copied {len(needed)} weight files, allowed {len(inline)} inline script(s) by hash")
+print(f"finish_site: copied {len(files)} weight files, allowed {len(inline)} inline script(s) by hash")

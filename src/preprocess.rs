@@ -72,6 +72,11 @@ pub enum PreprocessError {
         "the photo is too large: {width} x {height} pixels (at most {max} pixels a side); scale it down first"
     )]
     TooLarge { width: u32, height: u32, max: u32 },
+    #[error(
+        "the photo is too large to decode here (at most {MAX_SIDE_PIXELS} pixels a side and {} MB of pixels); scale it down first",
+        MAX_DECODE_BYTES / 1024 / 1024
+    )]
+    TooLargeToDecode,
     #[error("the photo is too small: {width} x {height} pixels")]
     TooSmall { width: u32, height: u32 },
     #[error("the photo is damaged or truncated and cannot be decoded ({0})")]
@@ -111,9 +116,11 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, PreprocessError> {
         ));
     }
     // Read the header alone first, so huge dimensions are refused before any allocation.
-    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
-        .into_dimensions()
-        .map_err(decode_error)?;
+    // No limits for this probe: with limits, some decoders (PNG on wasm32) refuse at once with
+    // a vague "memory limit" instead of letting us name the dimensions.
+    let mut probe = ImageReader::with_format(Cursor::new(bytes), format);
+    probe.no_limits();
+    let (width, height) = probe.into_dimensions().map_err(decode_error)?;
     check_dimensions(width, height)?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE_PIXELS);
@@ -231,9 +238,7 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
 fn decode_error(error: image::ImageError) -> PreprocessError {
     use image::ImageError;
     match error {
-        ImageError::Limits(_) => PreprocessError::Corrupt(format!(
-            "{error}; photos up to {MAX_SIDE_PIXELS} pixels a side are accepted"
-        )),
+        ImageError::Limits(_) => PreprocessError::TooLargeToDecode,
         ImageError::Unsupported(e) => PreprocessError::UnsupportedFormat(e.to_string()),
         other => PreprocessError::Corrupt(other.to_string()),
     }

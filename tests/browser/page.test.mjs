@@ -136,7 +136,11 @@ test("no WebGPU: CPU badge, French bulldog recognised, cached weights on the sec
     const bad = await upload(page, path.join(fixtures, "not-a-photo.jpg"));
     assert.match(await bad.getAttribute("class"), /error/);
     assert.match(await bad.textContent(), /not-a-photo\.jpg.*not recognised/s);
+    const huge = await upload(page, path.join(fixtures, "huge-50000x50000.png"));
+    assert.match(await huge.textContent(), /huge-50000x50000\.png.*too large/s);
+    const t2 = Date.now();
     const next = await upload(page, path.join(fixtures, "skimage_coffee.png"));
+    console.log(`cpu: warm photo ${Date.now() - t2} ms`);
     assert.equal(await next.getAttribute("data-top1"), "espresso");
 
     // Second visit, same browser profile: no weight request reaches the server.
@@ -187,6 +191,11 @@ test("WebGPU (SwiftShader): WebGPU badge and the same top-1", { timeout: 600_000
     console.log(`webgpu (SwiftShader): first photo ${Date.now() - t0} ms`);
     assert.equal(await page.textContent("#backend"), "WebGPU", "it must not have fallen back to the CPU");
     assert.equal(await card.getAttribute("data-top1"), "French_bulldog");
+    const t1 = Date.now();
+    const coffee = await upload(page, path.join(fixtures, "skimage_coffee.png"), 540_000);
+    console.log(`webgpu (SwiftShader): warm photo ${Date.now() - t1} ms`);
+    assert.equal(await coffee.getAttribute("data-top1"), "espresso");
+    assert.equal(await page.textContent("#backend"), "WebGPU");
     await page.screenshot({ path: path.join(output, "webgpu-french-bulldog.png"), fullPage: true });
   } finally {
     await context.close();
@@ -243,6 +252,47 @@ test("fake camera showing a photo: a live label appears and updates", { timeout:
     await page.screenshot({ path: path.join(output, "camera.png"), fullPage: true });
     await page.click("#camera-stop");
     assert.equal(await page.isEnabled("#camera-start"), true);
+  } finally {
+    await context.close();
+  }
+});
+
+/// A head file as `lucy train` writes it: safetensors with the labels in its metadata.
+function headFile(features, labels, fill) {
+  const classes = labels.length;
+  const weight = new Float32Array(features * classes).fill(fill);
+  const bias = new Float32Array(classes).map((_, i) => i); // the last class wins on ties
+  const header = {
+    __metadata__: { lucy_head: JSON.stringify({ name: "from-disk", labels }) },
+    bias: { dtype: "F32", shape: [classes], data_offsets: [0, bias.byteLength] },
+    weight: { dtype: "F32", shape: [features, classes], data_offsets: [bias.byteLength, bias.byteLength + weight.byteLength] },
+  };
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([size, json, Buffer.from(bias.buffer), Buffer.from(weight.buffer)]);
+}
+
+test("a head file from disk replaces the head; one that does not fit is refused", async () => {
+  const context = await launch();
+  try {
+    const { page } = await openPage(context, "?backend=cpu");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-heads-"));
+    const wrong = path.join(dir, "wrong.safetensors");
+    fs.writeFileSync(wrong, headFile(1024, ["Lucy", "another Frenchie"], 0));
+    await page.setInputFiles("#head-file", wrong);
+    const error = page.locator(".result.error").first();
+    await error.waitFor({ timeout: 30_000 });
+    assert.match(await error.textContent(), /wrong\.safetensors.*does not fit/s);
+
+    const good = path.join(dir, "lucy.safetensors");
+    fs.writeFileSync(good, headFile(2048, ["Lucy", "another Frenchie"], 0));
+    await page.setInputFiles("#head-file", good);
+    await page.waitForFunction(() => document.querySelector("#status").textContent.includes("Lucy / another Frenchie"));
+    const card = await upload(page, frenchie);
+    assert.equal(await card.getAttribute("data-top1"), "another Frenchie");
+    assert.equal(await card.locator(".bars li").count(), 2);
   } finally {
     await context.close();
   }
