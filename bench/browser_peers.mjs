@@ -1,0 +1,148 @@
+// lucy's page vs onnxruntime-web in headless Chromium, same model, same input, one run.
+//
+//   python3 -c 'import sys; sys.path.insert(0, "bench"); from resnet50_onnx import build; \
+//     from pathlib import Path; open("bench/out/resnet50.onnx", "wb").write(build(Path("weights")).SerializeToString())'
+//   (cd bench && npm ci) && node bench/browser_peers.mjs [--runs 5] [--write BENCHMARKS.md]
+//
+// Both run single-threaded (a plain static host has no cross-origin isolation, so no wasm
+// threads). The checked input is the coffee reference tensor; both must give the same top-1
+// before anything is timed. WebGPU runs on Chromium's SwiftShader software adapter here:
+// its ratio is meaningful, its absolute times are not.
+
+import http from "node:http";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "..");
+const args = process.argv.slice(2);
+const runs = Number(args[args.indexOf("--runs") + 1] ?? 5) || 5;
+const write = args.includes("--write") ? args[args.indexOf("--write") + 1] : null;
+
+const roots = {
+  "/lucy/": path.join(root, "dist"),
+  "/ort/": path.join(here, "node_modules/onnxruntime-web/dist"),
+  "/model/": path.join(here, "out"),
+  "/fixtures/": path.join(root, "tests/fixtures"),
+};
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm" };
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, "http://x");
+  if (url.pathname === "/peer.html") {
+    res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><title>peer</title>");
+    return;
+  }
+  const prefix = Object.keys(roots).find((p) => url.pathname.startsWith(p));
+  let file = prefix && path.join(roots[prefix], url.pathname.slice(prefix.length) || "index.html");
+  if (!file || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" });
+  fs.createReadStream(file).pipe(res);
+});
+await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const base = `http://127.0.0.1:${server.address().port}`;
+
+async function browser(webgpu) {
+  return chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", ...(webgpu ? ["--enable-unsafe-webgpu"] : [])],
+    ignoreDefaultArgs: webgpu ? ["--disable-gpu"] : [],
+  });
+}
+
+/// lucy: time from opening the page to the first answer, then warm classify() calls.
+async function lucy(backend, runs) {
+  const b = await browser(backend === "webgpu");
+  try {
+    const page = await b.newPage();
+    const started = Date.now();
+    await page.goto(`${base}/lucy/?backend=${backend}`);
+    await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 300_000 });
+    return await page.evaluate(async ({ runs, started, now }) => {
+      const s = window.lucyState;
+      const photo = new Uint8Array(await (await fetch("/fixtures/skimage_coffee.png")).arrayBuffer());
+      const prepared = s.wasm.prepare_bytes(photo);
+      let t = performance.now();
+      const first = JSON.parse(await s.lucy.classify(prepared, 1));
+      const firstPredictionMs = now - started + performance.now() - t; // approximately: page + first answer
+      const times = [];
+      for (let i = 0; i < runs; i++) {
+        t = performance.now();
+        await s.lucy.classify(prepared, 1);
+        times.push(performance.now() - t);
+      }
+      times.sort((a, b) => a - b);
+      return { top1: first[0].index, backend: s.lucy.backend(), firstPredictionMs, medianMs: times[times.length >> 1] };
+    }, { runs, started, now: Date.now() });
+  } finally {
+    await b.close();
+  }
+}
+
+/// onnxruntime-web with one execution provider: the same, from an empty page.
+async function ort(ep, runs) {
+  const b = await browser(ep === "webgpu");
+  try {
+    const page = await b.newPage();
+    await page.goto(`${base}/peer.html`);
+    return await page.evaluate(async ({ ep, runs }) => {
+      const started = performance.now();
+      const ort = await import("/ort/ort.all.min.mjs");
+      ort.env.wasm.wasmPaths = "/ort/";
+      ort.env.wasm.numThreads = 1;
+      const session = await ort.InferenceSession.create("/model/resnet50.onnx", { executionProviders: [ep] });
+      const nhwc = new Float32Array(await (await fetch("/fixtures/skimage_coffee.input_nhwc_224x224x3_bgr_meansub.f32")).arrayBuffer());
+      const chw = new Float32Array(3 * 224 * 224);
+      for (let i = 0; i < 224 * 224; i++) for (let c = 0; c < 3; c++) chw[c * 224 * 224 + i] = nhwc[3 * i + c];
+      const input = new ort.Tensor("float32", chw, [1, 3, 224, 224]);
+      const run = async () => {
+        const out = await session.run({ input });
+        const p = out.probabilities.data;
+        let best = 0;
+        for (let i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
+        return best;
+      };
+      const top1 = await run();
+      const firstPredictionMs = performance.now() - started;
+      const times = [];
+      for (let i = 0; i < runs; i++) {
+        const t = performance.now();
+        await run();
+        times.push(performance.now() - t);
+      }
+      times.sort((a, b) => a - b);
+      return { top1, firstPredictionMs, medianMs: times[times.length >> 1] };
+    }, { ep, runs });
+  } finally {
+    await b.close();
+  }
+}
+
+const rows = [];
+for (const [lucyBackend, ep, label, n] of [["cpu", "wasm", "CPU / wasm", runs], ["webgpu", "webgpu", "WebGPU (SwiftShader)", Math.min(runs, 3)]]) {
+  const ours = await lucy(lucyBackend, n);
+  const theirs = await ort(ep, n);
+  if (ours.top1 !== theirs.top1) throw new Error(`disagreement on ${label}: lucy ${ours.top1}, onnxruntime-web ${theirs.top1}`);
+  if (ours.backend !== lucyBackend) throw new Error(`lucy ran on ${ours.backend}, not ${lucyBackend}`);
+  rows.push(`| ${label} | ${ours.medianMs.toFixed(0)} | ${theirs.medianMs.toFixed(0)} | **${(ours.medianMs / theirs.medianMs).toFixed(2)}** | ${(ours.firstPredictionMs / 1000).toFixed(1)} | ${(theirs.firstPredictionMs / 1000).toFixed(1)} |`);
+  console.log(rows.at(-1));
+}
+server.close();
+
+const table = [
+  "| backend | lucy ms/inference | onnxruntime-web ms/inference | lucy / ort-web | lucy first prediction s | ort-web first prediction s |",
+  "|---|---|---|---|---|---|",
+  ...rows,
+].join("\n");
+console.log(table);
+if (write) {
+  const header = `\n## ${new Date().toISOString().slice(0, 10)} — headless Chromium (Debian), single-threaded wasm, onnxruntime-web ${JSON.parse(fs.readFileSync(path.join(here, "node_modules/onnxruntime-web/package.json"))).version}\n\nCommand: \`node bench/browser_peers.mjs ${args.join(" ")}\` (median of warm runs; first prediction includes loading the page or session and the model from a local server; top-1 checked equal first)\n\n`;
+  fs.appendFileSync(write, header + table + "\n");
+}
