@@ -37,7 +37,8 @@ def build(weights_dir: Path) -> onnx.ModelProto:
         inits.append(numpy_helper.from_array(w[f"{name}.weight"], f"{name}.weight"))
         inits.append(numpy_helper.from_array(w[f"{name}.bias"], f"{name}.bias"))
         nodes.append(helper.make_node("Conv", [x, f"{name}.weight", f"{name}.bias"], [name],
-                                      strides=[stride] * 2, pads=[pad] * 4))
+                                      strides=[stride] * 2, pads=[pad] * 4, dilations=[1, 1], group=1,
+                                      kernel_shape=list(w[f"{name}.weight"].shape[2:])))
         return name
 
     def relu(x):
@@ -70,5 +71,6 @@ def build(weights_dir: Path) -> onnx.ModelProto:
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9  # what every peer reads (onnxruntime-web 1.30 stops at 13)
     onnx.checker.check_model(model)
     return model

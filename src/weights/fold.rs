@@ -93,6 +93,63 @@ fn fold_conv(
 mod tests {
     use super::*;
 
+    /// Every tensor the Keras ResNet50 has, with harmless values.
+    fn keras_resnet50() -> NamedTensors {
+        let mut keras = NamedTensors::new();
+        let mut put = |name: String, shape: Vec<usize>, value: f32| {
+            let len = shape.iter().product();
+            keras.insert(name, (shape, vec![value; len]));
+        };
+        for spec in conv_specs() {
+            let (k, i, o) = (spec.kernel, spec.in_channels, spec.out_channels);
+            put(format!("{}/kernel", spec.name), vec![k, k, i, o], 0.01);
+            put(format!("{}/bias", spec.name), vec![o], 0.0);
+            for (part, value) in [
+                ("gamma", 1.0),
+                ("beta", 0.0),
+                ("moving_mean", 0.0),
+                ("moving_variance", 1.0),
+            ] {
+                put(format!("{}/{part}", spec.batch_norm), vec![o], value);
+            }
+        }
+        put("fc1000/kernel".into(), vec![FEATURES, 1000], 0.0);
+        put("fc1000/bias".into(), vec![1000], 0.0);
+        keras
+    }
+
+    #[test]
+    fn import_refuses_missing_extra_and_misshapen_tensors() {
+        let keras = keras_resnet50();
+        assert_eq!(keras.len(), 320, "the TF.js package has 320 tensors");
+        let (backbone, head) = fold_keras(keras.clone()).unwrap();
+        assert_eq!(backbone.len(), 2 * 53);
+        assert_eq!(head["weight"].0, vec![FEATURES, 1000]);
+
+        let mut missing = keras.clone();
+        missing.remove("bn4c_branch2b/moving_variance");
+        let err = fold_keras(missing).unwrap_err();
+        assert!(
+            matches!(err, ModelError::Missing(ref n) if n == "bn4c_branch2b/moving_variance"),
+            "{err}"
+        );
+
+        let mut extra = keras.clone();
+        extra.insert("predictions/kernel".into(), (vec![1], vec![0.0]));
+        assert!(
+            matches!(fold_keras(extra), Err(ModelError::Unused(ref n)) if n == "predictions/kernel")
+        );
+
+        let mut misshapen = keras;
+        misshapen.insert(
+            "res3a_branch1/kernel".into(),
+            (vec![1, 1, 256, 256], vec![0.0; 256 * 256]),
+        );
+        assert!(
+            matches!(fold_keras(misshapen), Err(ModelError::Shape { ref name, .. }) if name == "res3a_branch1/kernel")
+        );
+    }
+
     /// A 1x1 conv with 2 inputs and 2 outputs, folded, computes the same as conv then BN.
     #[test]
     fn folding_matches_conv_then_batch_norm() {
