@@ -50,3 +50,15 @@ ensure_browser() {
     (cd tests/browser && npm ci --no-audit --no-fund)
   fi
 }
+
+# Test photos without a licence to copy live beside the project, in ../shared (never in it).
+# The tests find them there; a checkout elsewhere can point at them with LUCY_SHARED.
+if [ -z "${LUCY_SHARED:-}" ]; then
+  for candidate in "$PWD/../shared" /work/shared; do
+    if [ -d "$candidate/fixtures/resnet50-reference" ]; then LUCY_SHARED=$(cd "$candidate" && pwd); break; fi
+  done
+fi
+if [ -n "${LUCY_SHARED:-}" ]; then
+  export LUCY_SHARED_FIXTURES="${LUCY_SHARED_FIXTURES:-$LUCY_SHARED/fixtures/resnet50-reference}"
+  export LUCY_CATSDOGS="${LUCY_CATSDOGS:-$LUCY_SHARED/data/catsdogs}"
+fi
