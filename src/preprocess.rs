@@ -18,6 +18,9 @@ pub const RESIZE_SHORTER_SIDE: u32 = 256;
 pub const MEAN_BGR: [f32; 3] = [103.939, 116.779, 123.68];
 /// Photos wider or taller than this are refused before any pixel is decoded.
 pub const MAX_SIDE_PIXELS: u32 = 16_384;
+/// Longest side over shortest side. Resizing the shorter side to 256 makes a 16384 x 1 strip
+/// a 4-million-pixel-wide image; anything longer than this is refused instead.
+pub const MAX_ASPECT_RATIO: u32 = 32;
 /// Upper bound on what one decode may allocate (a 16k x 16k RGBA photo is 1 GiB: too much
 /// for a browser tab; 8k x 8k fits).
 pub const MAX_DECODE_BYTES: u64 = 320 * 1024 * 1024;
@@ -77,6 +80,10 @@ pub enum PreprocessError {
         MAX_DECODE_BYTES / 1024 / 1024
     )]
     TooLargeToDecode,
+    #[error(
+        "the photo is too long and thin: {width} x {height} pixels (at most {MAX_ASPECT_RATIO}:1); crop it first"
+    )]
+    TooThin { width: u32, height: u32 },
     #[error("the photo is too small: {width} x {height} pixels")]
     TooSmall { width: u32, height: u32 },
     #[error("the photo is damaged or truncated and cannot be decoded ({0})")]
@@ -222,17 +229,44 @@ fn check_dimensions(width: u32, height: u32) -> Result<(), PreprocessError> {
     if width == 0 || height == 0 {
         return Err(PreprocessError::TooSmall { width, height });
     }
+    if width.max(height) / width.min(height) > MAX_ASPECT_RATIO {
+        return Err(PreprocessError::TooThin { width, height });
+    }
     Ok(())
 }
 
-/// A complete JPEG has an end-of-image marker (FF D9) after its last start-of-scan (FF DA).
-/// (An EXIF thumbnail's own end marker comes before the main scan, so it does not count.)
+/// Whether the JPEG's marker structure reaches its end-of-image marker (FF D9). Walks the
+/// segments from the start (skipping each segment's length and each scan's entropy-coded data),
+/// so anything appended after the image (a motion photo's video) is ignored.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
-    match (last(0xDA), last(0xD9)) {
-        (Some(scan), Some(end)) => end > scan,
-        _ => false,
+    let mut i = 2; // after SOI (FF D8)
+    while i + 1 < bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        match marker {
+            0xD9 => return true,
+            0xFF => i += 1,               // fill byte
+            0x01 | 0xD0..=0xD7 => i += 2, // markers without a length
+            _ => {
+                let Some(len) = bytes.get(i + 2..i + 4) else {
+                    return false;
+                };
+                i += 2 + u16::from_be_bytes([len[0], len[1]]) as usize;
+                if marker == 0xDA {
+                    // Entropy-coded data: runs until a marker that is not a stuffed zero or a
+                    // restart marker.
+                    while i + 1 < bytes.len()
+                        && !(bytes[i] == 0xFF && !matches!(bytes[i + 1], 0x00 | 0xD0..=0xD7))
+                    {
+                        i += 1;
+                    }
+                }
+            }
+        }
     }
+    false
 }
 
 fn decode_error(error: image::ImageError) -> PreprocessError {
@@ -325,6 +359,10 @@ mod tests {
             preprocess_rgba(&[], 50_000, 50_000),
             Err(PreprocessError::TooLarge { .. })
         ));
+        assert!(matches!(
+            preprocess_rgba(&[0; 16_384 * 4], 16_384, 1),
+            Err(PreprocessError::TooThin { .. })
+        ));
         assert!(matches!(preprocess_bytes(&[]), Err(PreprocessError::Empty)));
         assert!(matches!(
             preprocess_bytes(b"hello, this is text"),
@@ -349,6 +387,19 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn jpeg_completeness_follows_the_markers() {
+        let jpeg = include_bytes!("../tests/fixtures/upright.jpg");
+        assert!(jpeg_is_complete(jpeg));
+        // Data appended after the image (a motion photo's video) does not matter…
+        let mut appended = jpeg.to_vec();
+        appended.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x04, 0x11, 0x22, 0xFF, 0xD8]);
+        assert!(jpeg_is_complete(&appended));
+        assert!(preprocess_bytes(&appended).is_ok());
+        // …a cut-off scan does.
+        assert!(!jpeg_is_complete(&jpeg[..jpeg.len() - 40]));
     }
 
     #[test]

@@ -13,6 +13,7 @@ const state = {
   manifestBytes: null,
   backbone: null, // verified int8 backbone bytes (kept for a CPU fallback)
   headBytes: null, // the current head file
+  diskHeads: new Map(), // heads loaded from disk this session: name → bytes
   lucy: null,
   headName: "imagenet",
   busy: false,
@@ -146,6 +147,16 @@ async function loadFiles(names) {
   return files;
 }
 
+// ---------- the model: one call at a time ------------------------------------------------
+// wasm-bindgen keeps the Lucy object borrowed while an async call runs, so calls on it must
+// never overlap (a head switch during a camera frame, a fallback during a photo): they queue.
+let modelQueue = Promise.resolve();
+function withModel(task) {
+  const run = modelQueue.then(task);
+  modelQueue = run.catch(() => {});
+  return run;
+}
+
 // ---------- backend ----------------------------------------------------------------------
 
 async function webgpuAvailable() {
@@ -172,10 +183,13 @@ function showBackend() {
 }
 
 /// WebGPU failed in the middle of a session (device lost, a shader error): rebuild on the CPU
-/// from the verified bytes we still hold, and carry on.
+/// from the verified bytes we still hold, and carry on. Runs inside the model queue.
 async function fallBackToCpu(reason) {
+  if (state.lucy.backend() === "cpu") return;
   console.warn(`WebGPU failed (${reason}); switching to the CPU backend`);
+  const old = state.lucy;
   state.lucy = await state.wasm.Lucy.create(state.backbone, state.headBytes, "cpu");
+  old.free();
   showBackend();
 }
 
@@ -187,16 +201,18 @@ function withTimeout(promise, ms) {
 }
 
 /// Classify a prepared photo; on WebGPU, a failure moves the session to the CPU and retries.
-async function classify(prepared) {
-  const onGpu = state.lucy.backend() === "webgpu";
-  try {
-    const run = state.lucy.classify(prepared, TOP_K);
-    return JSON.parse(await (onGpu ? withTimeout(run, WEBGPU_TIMEOUT_MS) : run));
-  } catch (e) {
-    if (!onGpu) throw e;
-    await fallBackToCpu(errorText(e));
-    return JSON.parse(await state.lucy.classify(prepared, TOP_K));
-  }
+function classify(prepared) {
+  return withModel(async () => {
+    const onGpu = state.lucy.backend() === "webgpu";
+    try {
+      const run = state.lucy.classify(prepared, TOP_K);
+      return JSON.parse(await (onGpu ? withTimeout(run, WEBGPU_TIMEOUT_MS) : run));
+    } catch (e) {
+      if (!onGpu) throw e;
+      await fallBackToCpu(errorText(e));
+      return JSON.parse(await state.lucy.classify(prepared, TOP_K));
+    }
+  });
 }
 
 // ---------- heads -------------------------------------------------------------------------
@@ -220,30 +236,35 @@ function fillHeadSelector() {
   select.value = state.headName;
 }
 
+/// Switch to a head: one from the manifest, or one loaded from disk earlier (by name).
 async function selectHead(name) {
   try {
-    const entry = state.manifest.heads.find((h) => h.name === name);
-    const bytes = await headBytes(name);
-    state.lucy.set_head(entry.file, bytes);
+    const fromDisk = state.diskHeads.get(name);
+    const bytes = fromDisk ?? (await headBytes(name));
+    const file = fromDisk ? name : state.manifest.heads.find((h) => h.name === name).file;
+    await withModel(() => state.lucy.set_head(file, bytes));
     state.headName = name;
     state.headBytes = bytes;
-    setStatus(`Head: ${name}`);
+    setStatus(`Head: ${name} (${state.lucy.labels().join(" / ").slice(0, 120)})`);
   } catch (e) {
     showError("That head could not be loaded", errorText(e));
-    $("head").value = state.headName;
   }
+  $("head").value = state.headName; // the selector always shows the head in use
 }
 
 async function loadHeadFile(file) {
   try {
     const bytes = new Uint8Array(await file.arrayBuffer());
-    state.lucy.set_head(file.name, bytes);
+    await withModel(() => state.lucy.set_head(file.name, bytes));
     state.headName = file.name;
     state.headBytes = bytes;
-    const option = document.createElement("option");
-    option.value = file.name;
-    option.textContent = `${file.name} (from disk)`;
-    $("head").append(option);
+    if (!state.diskHeads.has(file.name)) {
+      const option = document.createElement("option");
+      option.value = file.name;
+      option.textContent = `${file.name} (from disk)`;
+      $("head").append(option);
+    }
+    state.diskHeads.set(file.name, bytes);
     $("head").value = file.name;
     setStatus(`Head from disk: ${file.name} (${state.lucy.labels().join(" / ")})`);
   } catch (e) {
@@ -372,6 +393,7 @@ async function startCamera() {
     showError("No camera", "This browser does not offer camera access (it needs https or localhost).");
     return;
   }
+  $("camera-start").disabled = true; // no second stream from a double click
   const choice = $("camera").value || "environment";
   const video = choice.startsWith("device:")
     ? { deviceId: { exact: choice.slice(7) } }
@@ -381,13 +403,14 @@ async function startCamera() {
     const element = $("video");
     element.srcObject = stream;
     await element.play();
-    state.camera = { stream, running: true, frames: 0, since: performance.now() };
-    $("camera-start").disabled = true;
+    const camera = { stream, running: true, frames: 0, since: performance.now() };
+    state.camera = camera;
     $("camera-stop").disabled = false;
     $("live").hidden = false;
     listCameras(); // labels appear once permission is granted
-    cameraLoop();
+    cameraLoop(camera);
   } catch (e) {
+    $("camera-start").disabled = false;
     const denied = e && (e.name === "NotAllowedError" || e.name === "SecurityError");
     const missing = e && (e.name === "NotFoundError" || e.name === "OverconstrainedError");
     showError(
@@ -413,11 +436,11 @@ function stopCamera() {
 
 /// Classify the newest frame whenever the model is free: never a queue of frames. Paused
 /// while the tab is hidden.
-async function cameraLoop() {
+async function cameraLoop(camera) {
   const video = $("video");
   const canvas = document.createElement("canvas");
   const context = canvas.getContext("2d", { willReadFrequently: true });
-  while (state.camera?.running) {
+  while (camera.running) {
     if (document.hidden || state.busy || video.videoWidth === 0) {
       await new Promise((r) => setTimeout(r, 100));
       continue;
@@ -430,8 +453,7 @@ async function cameraLoop() {
     try {
       const prepared = state.wasm.prepare_rgba(new Uint8Array(pixels.data.buffer), pixels.width, pixels.height);
       const [top] = await classify(prepared).finally(() => prepared.free());
-      const camera = state.camera;
-      if (!camera) break;
+      if (!camera.running) break;
       camera.frames += 1;
       const seconds = (performance.now() - camera.since) / 1000;
       $("live-label").textContent = `${top.label} ${(100 * top.probability).toFixed(0)} %`;

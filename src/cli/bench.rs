@@ -18,8 +18,8 @@ use crate::weights::dir::WeightsDir;
 #[derive(Args)]
 pub struct BenchArgs {
     /// Timed runs per measurement (after one warm-up run); the median is reported.
-    #[arg(long, default_value_t = 5)]
-    runs: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
     /// Batch sizes to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
     batches: Vec<usize>,
@@ -39,6 +39,9 @@ struct Row {
 }
 
 pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
+    if args.batches.contains(&0) {
+        anyhow::bail!("--batches: batch sizes must be at least 1");
+    }
     let device = Device::flex();
     let dir = WeightsDir::open(weights)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -46,7 +49,7 @@ pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
     let total = 2 * args
         .batches
         .iter()
-        .map(|b| (args.runs + 1) * b)
+        .map(|b| (args.runs as usize + 1) * b)
         .sum::<usize>();
     let progress = super::bar(total as u64, "benchmarking (images)");
     for precision in [Precision::F32, Precision::Int8] {

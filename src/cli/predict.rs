@@ -26,8 +26,8 @@ pub struct PredictArgs {
     #[arg(long, value_enum, default_value = "int8")]
     precision: PrecisionArg,
     /// How many labels to print per photo.
-    #[arg(long, default_value_t = 5)]
-    top: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    top: u32,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -53,7 +53,7 @@ pub fn run(weights: &Path, args: PredictArgs) -> Result<ExitCode> {
         let outcome = std::fs::read(photo)
             .map_err(|e| format!("cannot read it: {e}"))
             .and_then(|bytes| preprocess_bytes(&bytes).map_err(|e| e.to_string()))
-            .map(|input| classifier.classify(&[input], args.top).remove(0));
+            .map(|input| classifier.classify(&[input], args.top as usize).remove(0));
         let file = photo.display().to_string();
         results.push(match outcome {
             Ok(predictions) => PhotoResult {

@@ -24,17 +24,17 @@ pub struct TrainArgs {
     /// Write the head file here instead of registering it in the weights bundle.
     #[arg(long)]
     out: Option<PathBuf>,
-    #[arg(long, default_value_t = 15)]
-    epochs: usize,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
+    epochs: u32,
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: u32,
     #[arg(long, default_value_t = 1e-3)]
     learning_rate: f64,
     /// L2 penalty (Adam weight decay).
     #[arg(long, default_value_t = 1e-4)]
     weight_decay: f32,
-    /// Dropout before the linear layer (0 disables it).
-    #[arg(long, default_value_t = 0.2)]
+    /// Dropout before the linear layer, in [0, 1) (0 disables it).
+    #[arg(long, default_value_t = 0.2, value_parser = dropout_probability)]
     dropout: f64,
     /// Random views (random resized crop, horizontal flip) added per training photo; cached.
     #[arg(long, default_value_t = 0)]
@@ -83,6 +83,13 @@ pub struct EvalArgs {
     json: bool,
 }
 
+fn dropout_probability(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(p) if (0.0..1.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{value}` is not a probability in [0, 1)")),
+    }
+}
+
 pub fn run_train(weights: &Path, args: TrainArgs) -> Result<ExitCode> {
     let metrics = train(&TrainOptions {
         data_dir: args.data,
@@ -92,8 +99,8 @@ pub fn run_train(weights: &Path, args: TrainArgs) -> Result<ExitCode> {
             test_fraction: args.test_fraction,
         },
         fit: FitConfig {
-            epochs: args.epochs,
-            batch_size: args.batch_size,
+            epochs: args.epochs as usize,
+            batch_size: args.batch_size as usize,
             learning_rate: args.learning_rate,
             weight_decay: args.weight_decay,
             dropout: args.dropout,

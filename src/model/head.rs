@@ -20,6 +20,9 @@ impl Head {
             .get("weight")
             .map(|(shape, _)| shape.get(1).copied().unwrap_or(0))
             .ok_or_else(|| ModelError::Missing("weight".into()))?;
+        if classes == 0 {
+            return Err(ModelError::NoClasses);
+        }
         let weight = take(&mut tensors, "weight", &[FEATURES, classes])?;
         let bias = take(&mut tensors, "bias", &[classes])?;
         ensure_all_used(&tensors)?;

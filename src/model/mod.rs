@@ -25,6 +25,8 @@ pub enum ModelError {
     },
     #[error("the weights hold tensors the model does not use: {0}")]
     Unused(String),
+    #[error("the head has no classes")]
+    NoClasses,
     #[error(
         "the head has {weights} outputs but {labels} labels; a head file needs one label per output"
     )]

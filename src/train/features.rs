@@ -32,7 +32,7 @@ pub struct FeatureCache {
 impl FeatureCache {
     pub fn new(root: &Path, backbone_sha256: &str) -> Self {
         Self {
-            dir: root.join(&backbone_sha256[..16]),
+            dir: root.join(backbone_sha256.get(..16).unwrap_or(backbone_sha256)),
         }
     }
 

@@ -293,7 +293,11 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport> {
         })
         .collect::<Result<_>>()?;
     let (weight, bias) = match (tensors.get("weight"), tensors.get("bias")) {
-        (Some((shape, w)), Some((_, b))) if shape == &[crate::model::FEATURES, labels.len()] => {
+        (Some((shape, w)), Some((bias_shape, b)))
+            if !labels.is_empty()
+                && shape == &[crate::model::FEATURES, labels.len()]
+                && bias_shape == &[labels.len()] =>
+        {
             (w, b)
         }
         _ => bail!(

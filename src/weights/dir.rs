@@ -72,7 +72,8 @@ impl WeightsDir {
         Err(self.manifest.head(name_or_path).unwrap_err())
     }
 
-    /// Write a head file into the bundle and list it in the manifest (both atomically), so
+    /// Write a head file into the bundle, then list it in the manifest (each write atomic; the
+    /// manifest last, so it never lists a head file that is not complete), so
     /// `lucy predict --head NAME` and the page can use it at once.
     pub fn register_head(
         &mut self,
