@@ -44,6 +44,8 @@ pub enum DataError {
         "`{0}` has {1} class folder(s); a head needs at least two (e.g. DIR/lucy/ and DIR/other/, or DIR/train/<class>/...)"
     )]
     TooFewClasses(PathBuf, usize),
+    #[error("`{0}` has no class folders: photos go in DIR/<class>/ (or DIR/test/<class>/)")]
+    NoClassFolders(PathBuf),
     #[error("class folder `{0}` is empty: add photos or remove the folder")]
     EmptyClass(PathBuf),
     #[error(
@@ -78,6 +80,9 @@ pub fn load_eval_photos(dir: &Path) -> Result<(Vec<String>, Vec<Photo>), DataErr
         dir.to_path_buf()
     };
     let folders = class_folders(&root)?;
+    if folders.is_empty() {
+        return Err(DataError::NoClassFolders(root));
+    }
     let classes: Vec<String> = folders.keys().cloned().collect();
     let photos = classes
         .iter()

@@ -18,7 +18,7 @@ use crate::classifier::input_batch;
 use crate::model::{FEATURES, ResNet50};
 use crate::preprocess::{INPUT_SIDE, Input, decode_rgb, input_from_crop, preprocess_rgb};
 use crate::weights::Precision;
-use crate::weights::bundle::{WeightsError, sha256_hex};
+use crate::weights::bundle::{WeightsError, f32_bytes, f32_from_bytes, sha256_hex};
 use crate::weights::dir::{WeightsDir, write_atomic};
 
 /// How many photos go through the backbone at once.
@@ -43,17 +43,11 @@ impl FeatureCache {
     fn get(&self, key: &str) -> Option<Vec<f32>> {
         let bytes = std::fs::read(self.path(key)).ok()?;
         // A damaged entry is recomputed, not trusted.
-        (bytes.len() == 4 * FEATURES).then(|| {
-            bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
-        })
+        (bytes.len() == 4 * FEATURES).then(|| f32_from_bytes(&bytes))
     }
 
     fn put(&self, key: &str, features: &[f32]) -> std::io::Result<()> {
-        let bytes: Vec<u8> = features.iter().flat_map(|f| f.to_le_bytes()).collect();
-        write_atomic(&self.path(key), &bytes)
+        write_atomic(&self.path(key), &f32_bytes(features))
     }
 }
 

@@ -350,8 +350,17 @@ fn serialize(
     safetensors::serialize(views, Some(metadata)).expect("tensors serialise")
 }
 
-fn f32_bytes(values: &[f32]) -> Vec<u8> {
+/// f32 values as little-endian bytes (safetensors, TF.js shards and the feature cache all use it).
+pub(crate) fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Little-endian bytes as f32 values (a trailing partial value is ignored).
+pub(crate) fn f32_from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 fn expect_dtype<'a>(name: &str, view: &TensorView<'a>, dtype: Dtype) -> Result<&'a [u8], String> {
@@ -365,10 +374,7 @@ fn expect_dtype<'a>(name: &str, view: &TensorView<'a>, dtype: Dtype) -> Result<&
 }
 
 fn read_f32(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, String> {
-    Ok(expect_dtype(name, view, Dtype::F32)?
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
+    Ok(f32_from_bytes(expect_dtype(name, view, Dtype::F32)?))
 }
 
 #[cfg(test)]

@@ -21,12 +21,7 @@ pub struct WeightsDir {
 impl WeightsDir {
     pub fn open(path: &Path) -> Result<Self, WeightsError> {
         let manifest_path = path.join(MANIFEST_FILE);
-        let bytes = std::fs::read(&manifest_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => WeightsError::Missing {
-                file: manifest_path.display().to_string(),
-            },
-            _ => io_error(&manifest_path, e),
-        })?;
+        let bytes = read_bundle_file(&manifest_path)?;
         Ok(Self {
             path: path.to_path_buf(),
             manifest: Manifest::parse(&bytes)?,
@@ -36,12 +31,7 @@ impl WeightsDir {
     /// Read a bundle file and check its size and sha256 against the manifest.
     pub fn read(&self, file: &str) -> Result<Vec<u8>, WeightsError> {
         let path = self.path.join(file);
-        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => WeightsError::Missing {
-                file: path.display().to_string(),
-            },
-            _ => io_error(&path, e),
-        })?;
+        let bytes = read_bundle_file(&path)?;
         self.manifest
             .verify(file, &bytes)
             .map_err(|e| rename_file(e, &path))?;
@@ -121,6 +111,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// A missing bundle file is `Missing` (the message says how to rebuild); other failures are I/O.
+fn read_bundle_file(path: &Path) -> Result<Vec<u8>, WeightsError> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => WeightsError::Missing {
+            file: path.display().to_string(),
+        },
+        _ => io_error(path, e),
+    })
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> WeightsError {

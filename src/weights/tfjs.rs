@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use super::bundle::f32_from_bytes;
 use crate::model::NamedTensors;
 
 #[derive(Debug, thiserror::Error)]
@@ -69,10 +70,7 @@ pub fn read_layers_model(
                 });
             }
             let len = 4 * weight.shape.iter().product::<usize>();
-            let values = bytes[offset..offset + len]
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let values = f32_from_bytes(&bytes[offset..offset + len]);
             offset += len;
             tensors.insert(weight.name, (weight.shape, values));
         }
