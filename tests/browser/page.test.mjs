@@ -298,6 +298,34 @@ test("a head file from disk replaces the head; one that does not fit is refused"
   }
 });
 
+test("photos arrive by drag and drop and by paste", async () => {
+  const context = await launch();
+  try {
+    const { page } = await openPage(context, "?backend=cpu");
+    const send = (kind) =>
+      page.evaluate(async (kind) => {
+        const bytes = await (await fetch("/fixtures/skimage_coffee.png")).arrayBuffer();
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], `${kind}.png`, { type: "image/png" }));
+        const event =
+          kind === "dropped"
+            ? new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true })
+            : new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true });
+        (kind === "dropped" ? document.querySelector("#drop") : document).dispatchEvent(event);
+      }, kind);
+    for (const kind of ["dropped", "pasted"]) {
+      const before = await page.locator(".result").count();
+      await send(kind);
+      await page.waitForFunction((n) => document.querySelectorAll(".result").length > n, before, { timeout: 60_000 });
+      const card = page.locator(".result").first();
+      assert.match(await card.textContent(), new RegExp(`${kind}\\.png`));
+      assert.equal(await card.getAttribute("data-top1"), "espresso");
+    }
+  } finally {
+    await context.close();
+  }
+});
+
 test("a denied camera is a readable error", async () => {
   const context = await launch();
   try {
