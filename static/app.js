@@ -8,13 +8,14 @@ const WEBGPU_TIMEOUT_MS = 180_000; // a software adapter can take a minute per p
 
 const $ = (id) => document.getElementById(id);
 const state = {
-  wasm: null, // the wasm-bindgen module
+  engine: null, // the model's worker: { worker, call(op, args) }
+  backend: null, // "webgpu" or "cpu", as the worker reports it
+  labels: [], // the current head's labels
   manifest: null, // parsed manifest.json
   manifestBytes: null,
   backbone: null, // verified int8 backbone bytes (kept for a CPU fallback)
   headBytes: null, // the current head file
   diskHeads: new Map(), // heads loaded from disk this session: name → bytes
-  lucy: null,
   headName: "imagenet",
   busy: false,
   camera: null, // { stream, running, frames, since }
@@ -86,7 +87,7 @@ async function loadFile(name, progress) {
     if (cached) {
       const bytes = new Uint8Array(await cached.arrayBuffer());
       try {
-        state.wasm.verify(state.manifestBytes, name, bytes);
+        await state.engine.call("verify", { manifest: state.manifestBytes, file: name, bytes });
         progress(bytes.length);
         return bytes;
       } catch (e) {
@@ -96,7 +97,7 @@ async function loadFile(name, progress) {
     }
   }
   const bytes = await download(fileUrl(name), progress);
-  state.wasm.verify(state.manifestBytes, name, bytes); // throws a clear error
+  await state.engine.call("verify", { manifest: state.manifestBytes, file: name, bytes }); // a clear error
   if (cache) await cache.put(key, new Response(bytes));
   return bytes;
 }
@@ -147,14 +148,51 @@ async function loadFiles(names) {
   return files;
 }
 
-// ---------- the model: one call at a time ------------------------------------------------
-// wasm-bindgen keeps the Lucy object borrowed while an async call runs, so calls on it must
-// never overlap (a head switch during a camera frame, a fallback during a photo): they queue.
-let modelQueue = Promise.resolve();
-function withModel(task) {
-  const run = modelQueue.then(task);
-  modelQueue = run.catch(() => {});
-  return run;
+// ---------- the model, in a worker ------------------------------------------------------
+// The model runs in static/worker.js (one request at a time, in order), so the page keeps
+// painting and taking input while the CPU backend computes.
+
+function startEngine() {
+  const worker = new Worker(new URL("worker.js", document.baseURI), { type: "module" });
+  const pending = new Map();
+  let next = 0;
+  worker.onmessage = ({ data }) => {
+    const { resolve, reject } = pending.get(data.id);
+    pending.delete(data.id);
+    if ("error" in data) {
+      const error = new Error(data.error);
+      error.input = data.input;
+      reject(error);
+    } else resolve(data.result);
+  };
+  worker.onerror = (e) => {
+    for (const { reject } of pending.values()) reject(new Error(`the model stopped: ${e.message}`));
+    pending.clear();
+  };
+  const call = (op, args = {}) =>
+    new Promise((resolve, reject) => {
+      const id = next++;
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ id, op, args });
+    });
+  // The wasm-bindgen module and the wasm file Trunk built, as the page references them.
+  const js = document.querySelector('link[rel="modulepreload"]').href;
+  const wasm = document.querySelector('link[rel="preload"][as="fetch"]').href;
+  const ready = call("init", { js, wasm });
+  return { worker, call: (op, args) => ready.then(() => call(op, args)) };
+}
+
+/// A fresh worker with the model on `backend`, from the bytes already verified.
+async function createModel(backend) {
+  state.engine = startEngine();
+  const { backend: running, labels } = await state.engine.call("create", {
+    backbone: state.backbone,
+    head: state.headBytes,
+    backend,
+  });
+  state.backend = running;
+  state.labels = labels;
+  showBackend();
 }
 
 // ---------- backend ----------------------------------------------------------------------
@@ -177,20 +215,19 @@ async function chooseBackend() {
 
 function showBackend() {
   const badge = $("backend");
-  const backend = state.lucy.backend();
+  const backend = state.backend;
   badge.textContent = backend === "webgpu" ? "WebGPU" : "CPU (wasm)";
   badge.dataset.backend = backend;
 }
 
-/// WebGPU failed in the middle of a session (device lost, a shader error): rebuild on the CPU
-/// from the verified bytes we still hold, and carry on. Runs inside the model queue.
+/// WebGPU failed in the middle of a session (device lost, a shader error, no answer): drop
+/// that worker, rebuild on the CPU in a fresh one from the verified bytes we hold, carry on.
 async function fallBackToCpu(reason) {
-  if (state.lucy.backend() === "cpu") return;
+  if (state.backend === "cpu") return;
   console.warn(`WebGPU failed (${reason}); switching to the CPU backend`);
-  const old = state.lucy;
-  state.lucy = await state.wasm.Lucy.create(state.backbone, state.headBytes, "cpu");
-  old.free();
-  showBackend();
+  state.engine.worker.terminate();
+  state.fallback ??= createModel("cpu").finally(() => (state.fallback = null));
+  await state.fallback;
 }
 
 function withTimeout(promise, ms) {
@@ -200,19 +237,18 @@ function withTimeout(promise, ms) {
   ]);
 }
 
-/// Classify a prepared photo; on WebGPU, a failure moves the session to the CPU and retries.
-function classify(prepared) {
-  return withModel(async () => {
-    const onGpu = state.lucy.backend() === "webgpu";
-    try {
-      const run = state.lucy.classify(prepared, TOP_K);
-      return JSON.parse(await (onGpu ? withTimeout(run, WEBGPU_TIMEOUT_MS) : run));
-    } catch (e) {
-      if (!onGpu) throw e;
-      await fallBackToCpu(errorText(e));
-      return JSON.parse(await state.lucy.classify(prepared, TOP_K));
-    }
-  });
+/// Classify photo bytes or camera pixels; on WebGPU, a failure that is not the photo's moves
+/// the session to the CPU and retries.
+async function classify(op, args) {
+  const onGpu = state.backend === "webgpu";
+  try {
+    const run = state.engine.call(op, { ...args, top: TOP_K });
+    return await (onGpu ? withTimeout(run, WEBGPU_TIMEOUT_MS) : run);
+  } catch (e) {
+    if (!onGpu || e.input) throw e;
+    await fallBackToCpu(errorText(e));
+    return state.engine.call(op, { ...args, top: TOP_K });
+  }
 }
 
 // ---------- heads -------------------------------------------------------------------------
@@ -242,10 +278,10 @@ async function selectHead(name) {
     const fromDisk = state.diskHeads.get(name);
     const bytes = fromDisk ?? (await headBytes(name));
     const file = fromDisk ? name : state.manifest.heads.find((h) => h.name === name).file;
-    await withModel(() => state.lucy.set_head(file, bytes));
+    state.labels = await state.engine.call("setHead", { file, bytes });
     state.headName = name;
     state.headBytes = bytes;
-    setStatus(`Head: ${name} (${state.lucy.labels().join(" / ").slice(0, 120)})`);
+    setStatus(`Head: ${name} (${state.labels.join(" / ").slice(0, 120)})`);
   } catch (e) {
     showError("That head could not be loaded", errorText(e));
   }
@@ -255,7 +291,7 @@ async function selectHead(name) {
 async function loadHeadFile(file) {
   try {
     const bytes = new Uint8Array(await file.arrayBuffer());
-    await withModel(() => state.lucy.set_head(file.name, bytes));
+    state.labels = await state.engine.call("setHead", { file: file.name, bytes });
     state.headName = file.name;
     state.headBytes = bytes;
     if (!state.diskHeads.has(file.name)) {
@@ -266,7 +302,7 @@ async function loadHeadFile(file) {
     }
     state.diskHeads.set(file.name, bytes);
     $("head").value = file.name;
-    setStatus(`Head from disk: ${file.name} (${state.lucy.labels().join(" / ")})`);
+    setStatus(`Head from disk: ${file.name} (${state.labels.join(" / ")})`);
   } catch (e) {
     showError(`${file.name} is not a head for this model`, errorText(e));
   }
@@ -317,14 +353,13 @@ async function classifyFiles(files) {
     const started = performance.now();
     const thumbnail = file.type.startsWith("image/") ? URL.createObjectURL(file) : null;
     try {
-      const prepared = state.wasm.prepare_bytes(new Uint8Array(await file.arrayBuffer()));
-      const predictions = await classify(prepared).finally(() => prepared.free());
+      const predictions = await classify("classifyBytes", { bytes: new Uint8Array(await file.arrayBuffer()) });
       const card = resultCard(file.name || "pasted photo", thumbnail);
       card.dataset.top1 = predictions[0].label;
       card.append(bars(predictions));
       const time = document.createElement("p");
       time.className = "time";
-      time.textContent = `${Math.round(performance.now() - started)} ms on ${state.lucy.backend()}`;
+      time.textContent = `${Math.round(performance.now() - started)} ms on ${state.backend}`;
       card.append(time);
     } catch (e) {
       showError(`${file.name || "pasted file"} could not be classified`, errorText(e));
@@ -451,8 +486,8 @@ async function cameraLoop(camera) {
     const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
     state.busy = true;
     try {
-      const prepared = state.wasm.prepare_rgba(new Uint8Array(pixels.data.buffer), pixels.width, pixels.height);
-      const [top] = await classify(prepared).finally(() => prepared.free());
+      const rgba = new Uint8Array(pixels.data.buffer);
+      const [top] = await classify("classifyRgba", { rgba, width: pixels.width, height: pixels.height });
       if (!camera.running) break;
       camera.frames += 1;
       const seconds = (performance.now() - camera.since) / 1000;
@@ -484,10 +519,10 @@ function setUpCamera() {
 
 // ---------- start -------------------------------------------------------------------------
 
-async function start(wasm) {
-  state.wasm = wasm;
-  window.lucyState = state; // for the browser tests
+async function start() {
+  window.lucyState = state; // for the browser tests and benchmarks
   try {
+    state.engine = startEngine(); // it verifies the weights as they arrive, then runs the model
     setStatus("Loading the weights manifest…");
     state.manifestBytes = await fetchManifest();
     state.manifest = JSON.parse(new TextDecoder().decode(state.manifestBytes));
@@ -498,7 +533,9 @@ async function start(wasm) {
     state.backbone = backbone;
     state.headBytes = headFile;
     setStatus(`Preparing the model on ${backend === "webgpu" ? "WebGPU" : "the CPU"}…`);
-    state.lucy = await state.wasm.Lucy.create(backbone, headFile, backend);
+    const created = await state.engine.call("create", { backbone, head: headFile, backend });
+    state.backend = created.backend;
+    state.labels = created.labels;
     showBackend();
     fillHeadSelector();
     setUpInputs();
@@ -517,9 +554,4 @@ if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("sw.js").catch((e) => console.warn(`no offline support: ${errorText(e)}`));
 }
 
-// Trunk loads the wasm module and announces it.
-if (window.wasmBindings) {
-  start(window.wasmBindings);
-} else {
-  addEventListener("TrunkApplicationStarted", () => start(window.wasmBindings), { once: true });
-}
+start();
