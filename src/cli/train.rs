@@ -24,10 +24,13 @@ pub struct TrainArgs {
     /// Write the head file here instead of registering it in the weights bundle.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Passes over the training photos (the best validation epoch is kept).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: u32,
+    /// Photos per optimiser step.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
+    /// Adam's learning rate.
     #[arg(long, default_value_t = 1e-3)]
     learning_rate: f64,
     /// L2 penalty (Adam weight decay).
@@ -74,8 +77,10 @@ pub struct EvalArgs {
     /// Backbone precision (int8 is what `lucy predict` and the page use).
     #[arg(long, value_enum, default_value = "int8")]
     precision: PrecisionArg,
+    /// Where backbone features are cached.
     #[arg(long, default_value_os_t = default_feature_cache())]
     cache_dir: PathBuf,
+    /// auto takes a hardware GPU (wgpu) when there is one, else the CPU.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceChoice,
     /// Print JSON instead of text.
