@@ -182,9 +182,8 @@ function startEngine() {
   return { worker, call: (op, args) => ready.then(() => call(op, args)) };
 }
 
-/// A fresh worker with the model on `backend`, from the bytes already verified.
+/// The model on `backend` in the current worker, from the bytes already verified.
 async function createModel(backend) {
-  state.engine = startEngine();
   const { backend: running, labels } = await state.engine.call("create", {
     backbone: state.backbone,
     head: state.headBytes,
@@ -224,9 +223,12 @@ function showBackend() {
 /// that worker, rebuild on the CPU in a fresh one from the verified bytes we hold, carry on.
 async function fallBackToCpu(reason) {
   if (state.backend === "cpu") return;
-  console.warn(`WebGPU failed (${reason}); switching to the CPU backend`);
-  state.engine.worker.terminate();
-  state.fallback ??= createModel("cpu").finally(() => (state.fallback = null));
+  if (!state.fallback) {
+    console.warn(`WebGPU failed (${reason}); switching to the CPU backend`);
+    state.engine.worker.terminate();
+    state.engine = startEngine();
+    state.fallback = createModel("cpu").finally(() => (state.fallback = null));
+  }
   await state.fallback;
 }
 
@@ -533,10 +535,7 @@ async function start() {
     state.backbone = backbone;
     state.headBytes = headFile;
     setStatus(`Preparing the model on ${backend === "webgpu" ? "WebGPU" : "the CPU"}…`);
-    const created = await state.engine.call("create", { backbone, head: headFile, backend });
-    state.backend = created.backend;
-    state.labels = created.labels;
-    showBackend();
+    await createModel(backend);
     fillHeadSelector();
     setUpInputs();
     setUpCamera();

@@ -9,6 +9,7 @@ use clap::Args;
 use super::PrecisionArg;
 use crate::train::data::SplitOptions;
 use crate::train::fit::FitConfig;
+use crate::train::report::Skipped;
 use crate::train::{
     DeviceChoice, EvalOptions, TrainOptions, default_feature_cache, evaluate, report_path, train,
 };
@@ -88,6 +89,12 @@ pub struct EvalArgs {
     json: bool,
 }
 
+fn print_skipped(skipped: &[Skipped]) {
+    for s in skipped {
+        eprintln!("skipped {}: {}", s.file.display(), s.reason);
+    }
+}
+
 fn dropout_probability(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(p) if (0.0..1.0).contains(&p) => Ok(p),
@@ -121,9 +128,7 @@ pub fn run_train(weights: &Path, args: TrainArgs) -> Result<ExitCode> {
         device: args.device,
     })?;
 
-    for skipped in &metrics.skipped {
-        eprintln!("skipped {}: {}", skipped.file.display(), skipped.reason);
-    }
+    print_skipped(&metrics.skipped);
     if !metrics.skipped.is_empty() {
         eprintln!("skipped {} unreadable photo(s)", metrics.skipped.len());
     }
@@ -186,9 +191,7 @@ pub fn run_eval(weights: &Path, args: EvalArgs) -> Result<ExitCode> {
         cache_dir: args.cache_dir,
         device: args.device,
     })?;
-    for skipped in &report.skipped {
-        eprintln!("skipped {}: {}", skipped.file.display(), skipped.reason);
-    }
+    print_skipped(&report.skipped);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);

@@ -14,6 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::data::Photo;
+use super::report::Skipped;
 use crate::classifier::input_batch;
 use crate::model::{FEATURES, ResNet50};
 use crate::preprocess::{INPUT_SIDE, Input, decode_rgb, input_from_crop, preprocess_rgb};
@@ -67,7 +68,7 @@ pub struct Extraction {
     /// (photo index, view, features) for every view of every readable photo.
     pub samples: Vec<(usize, View, Vec<f32>)>,
     /// Photos that could not be read, with the reason.
-    pub skipped: Vec<(PathBuf, String)>,
+    pub skipped: Vec<Skipped>,
     /// Content hash of each readable photo, by photo index.
     pub hashes: HashMap<usize, String>,
     /// Backbone forward passes run (cache misses) and cache hits.
@@ -128,7 +129,7 @@ impl<'a> Extractor<'a> {
             let bytes = match std::fs::read(&photo.path) {
                 Ok(bytes) => bytes,
                 Err(e) => {
-                    out.skipped.push((photo.path.clone(), e.to_string()));
+                    out.skipped.push(Skipped::new(&photo.path, e));
                     continue;
                 }
             };
@@ -140,7 +141,7 @@ impl<'a> Extractor<'a> {
                 match decode_rgb(&bytes) {
                     Ok(image) => decoded = Some(image),
                     Err(e) => {
-                        out.skipped.push((photo.path.clone(), e.to_string()));
+                        out.skipped.push(Skipped::new(&photo.path, e));
                         continue;
                     }
                 }

@@ -77,11 +77,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainMetrics> {
 
     let skipped: Vec<Skipped> = [&train_x, &val_x, &test_x]
         .iter()
-        .flat_map(|x| &x.skipped)
-        .map(|(file, reason)| Skipped {
-            file: file.clone(),
-            reason: reason.clone(),
-        })
+        .flat_map(|x| x.skipped.iter().cloned())
         .collect();
     let duplicates = find_duplicates(
         &dataset.train,
@@ -342,14 +338,7 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport> {
         accuracy: confusion.accuracy,
         confusion,
         misclassified,
-        skipped: x
-            .skipped
-            .iter()
-            .map(|(file, reason)| Skipped {
-                file: file.clone(),
-                reason: reason.clone(),
-            })
-            .collect(),
+        skipped: x.skipped,
         backbone_passes: x.computed,
     })
 }

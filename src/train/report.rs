@@ -97,6 +97,15 @@ pub struct Skipped {
     pub reason: String,
 }
 
+impl Skipped {
+    pub fn new(file: &Path, reason: impl std::fmt::Display) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct FeatureStats {
     /// Backbone forward passes (cache misses): 0 when everything came from the cache.
