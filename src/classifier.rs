@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::model::{Head, ModelError, NamedTensors, ResNet50};
+use crate::model::{Backbone, Head, ModelError, NamedTensors};
 use crate::preprocess::{INPUT_SIDE, Input};
 use crate::weights::bundle::{HeadFile, WeightsError, decode_backbone};
 
@@ -16,14 +16,14 @@ pub struct Prediction {
 
 #[derive(Debug)]
 pub struct Classifier {
-    backbone: ResNet50,
+    backbone: Backbone,
     head: Head,
     labels: Vec<String>,
     device: Device,
 }
 
 impl Classifier {
-    pub fn new(backbone: ResNet50, head: HeadFile, device: &Device) -> Result<Self, WeightsError> {
+    pub fn new(backbone: Backbone, head: HeadFile, device: &Device) -> Result<Self, WeightsError> {
         let (head, labels) = build_head(head, device)?;
         Ok(Self {
             backbone,
@@ -70,9 +70,9 @@ impl Classifier {
 }
 
 /// Load a backbone from the bytes of a bundle file (f32 or int8).
-pub fn load_backbone(file: &str, bytes: &[u8], device: &Device) -> Result<ResNet50, WeightsError> {
+pub fn load_backbone(file: &str, bytes: &[u8], device: &Device) -> Result<Backbone, WeightsError> {
     let tensors = decode_backbone(file, bytes)?;
-    ResNet50::from_tensors(tensors, device).map_err(|source| WeightsError::Model {
+    Backbone::from_tensors(tensors, device).map_err(|source| WeightsError::Model {
         file: file.into(),
         source,
     })

@@ -1,13 +1,16 @@
 //! lucy against the reference outputs of the Keras model (../shared/fixtures/resnet50-reference):
-//! preprocessing, f32 features and probabilities, and int8 agreement.
+//! preprocessing, f32 features and probabilities, int8 agreement, and the CPU backbone
+//! against burn's module.
 
 mod common;
 
 use burn::prelude::*;
 use common::*;
 use lucy::classifier::{Classifier, input_batch};
+use lucy::model::{CpuResNet50, FEATURES, ResNet50};
 use lucy::preprocess::{Input, preprocess_bytes};
 use lucy::weights::Precision;
+use lucy::weights::bundle::decode_backbone;
 use lucy::weights::dir::WeightsDir;
 
 const WITH_TENSORS: [(&str, &str); 3] = [
@@ -146,5 +149,33 @@ fn int8_agrees_with_f32_on_every_fixture_photo() {
             top_indices(&f_prob[i], 1),
             "{name}"
         );
+    }
+}
+
+/// burn's module (what runs on WebGPU, and the network as burn's own layers define it) and
+/// lucy's CPU backbone compute the same features from the same weights.
+#[test]
+fn burn_module_and_cpu_backbone_agree() {
+    let device = Device::flex();
+    let dir = WeightsDir::open(&weights_dir()).unwrap();
+    let file = dir.manifest.backbone_file(Precision::F32).unwrap();
+    let tensors = decode_backbone(file, &dir.read(file).unwrap()).unwrap();
+    let burn_module = ResNet50::from_tensors(tensors.clone(), &device).unwrap();
+    let cpu = CpuResNet50::from_tensors(tensors).unwrap();
+    let photos: Vec<Input> = WITH_TENSORS[..2]
+        .iter()
+        .map(|(n, _)| reference_input(n))
+        .collect();
+    let batch = input_batch(&photos, &device);
+    let planar: Vec<f32> = photos.iter().flat_map(|p| p.chw.iter().copied()).collect();
+    let ours = cpu.forward(&planar, photos.len(), 224);
+    let theirs = rows(burn_module.forward(batch));
+    for (i, (name, _)) in WITH_TENSORS[..2].iter().enumerate() {
+        let cos = cosine(&ours[i * FEATURES..][..FEATURES], &theirs[i]);
+        println!(
+            "{name}: CPU backbone vs burn module, 1 - cosine {:.1e}",
+            1.0 - cos
+        );
+        assert!(cos >= 0.99999, "{name}: cosine {cos}");
     }
 }

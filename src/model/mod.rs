@@ -2,13 +2,53 @@
 //! head (features → class probabilities), loaded separately so any head fits the one backbone.
 //! No platform code here: the same modules run natively, in training and in the browser.
 
+mod cpu;
 mod head;
 mod resnet;
 
+pub use cpu::CpuResNet50;
 pub use head::Head;
 pub use resnet::{ConvSpec, FEATURES, ResNet50, conv_specs};
 
 use std::collections::HashMap;
+
+use burn::prelude::*;
+
+/// The backbone in the form that is fastest on its device: lucy's own [`CpuResNet50`] on
+/// burn's CPU device (flex), natively and in the browser; burn's [`ResNet50`] module on every
+/// other device (WebGPU in the browser, wgpu natively).
+#[derive(Debug)]
+pub enum Backbone {
+    Cpu(CpuResNet50),
+    Burn(Box<ResNet50>),
+}
+
+impl Backbone {
+    /// Build from folded weights (see [`ResNet50::from_tensors`]) for `device`.
+    pub fn from_tensors(tensors: NamedTensors, device: &Device) -> Result<Self, ModelError> {
+        if *device == Device::flex() {
+            Ok(Self::Cpu(CpuResNet50::from_tensors(tensors)?))
+        } else {
+            Ok(Self::Burn(Box::new(ResNet50::from_tensors(
+                tensors, device,
+            )?)))
+        }
+    }
+
+    /// Photos `[N, 3, 224, 224]` → features `[N, 2048]`, on the photos' device.
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
+        match self {
+            Self::Burn(model) => model.forward(input),
+            Self::Cpu(model) => {
+                let [n, _, side, _] = input.dims();
+                let device = input.device();
+                let planar = input.into_data().try_to_vec::<f32>().expect("f32 photos");
+                let features = model.forward(&planar, n, side);
+                Tensor::from_data(TensorData::new(features, [n, FEATURES]), &device)
+            }
+        }
+    }
+}
 
 /// Named f32 tensors (shape, values in row-major order) from which modules are built.
 pub type NamedTensors = HashMap<String, (Vec<usize>, Vec<f32>)>;

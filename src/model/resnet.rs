@@ -37,6 +37,11 @@ impl ConvSpec {
             self.kernel,
         ]
     }
+
+    /// A projection shortcut (`res…_branch1`): the only convolutions with no ReLU after them.
+    pub fn is_projection(&self) -> bool {
+        self.name.ends_with("_branch1")
+    }
 }
 
 /// (stage number, blocks, bottleneck width, output channels, stride of the first block)
@@ -90,6 +95,35 @@ pub fn conv_specs() -> Vec<ConvSpec> {
     specs
 }
 
+/// One bottleneck block's convolutions, whatever runs them (burn here, `cpu` natively).
+#[derive(Debug)]
+pub struct Block<C> {
+    pub reduce: C,
+    pub spatial: C,
+    pub expand: C,
+    /// Only the first block of a stage, whose shortcut changes shape.
+    pub projection: Option<C>,
+}
+
+/// Group the convolutions, in `conv_specs()` order, into the stem and the 16 blocks.
+pub fn assemble<C>(convs: Vec<C>) -> (C, Vec<Block<C>>) {
+    let mut convs = convs.into_iter();
+    let stem = convs.next().expect("conv1 comes first");
+    let mut blocks = Vec::new();
+    for (_, count, ..) in STAGES {
+        for block in 0..count {
+            let mut next = || convs.next().expect("conv_specs lists every conv");
+            blocks.push(Block {
+                reduce: next(),
+                spatial: next(),
+                expand: next(),
+                projection: (block == 0).then(next),
+            });
+        }
+    }
+    (stem, blocks)
+}
+
 #[derive(Module, Debug)]
 pub struct Bottleneck {
     reduce: Conv2d,
@@ -128,20 +162,16 @@ impl ResNet50 {
         }
         ensure_all_used(&tensors)?;
 
-        let mut convs = convs.into_iter();
-        let stem = convs.next().expect("conv1 comes first");
-        let mut blocks = Vec::new();
-        for (_, count, ..) in STAGES {
-            for block in 0..count {
-                let mut next = || convs.next().expect("conv_specs lists every conv");
-                blocks.push(Bottleneck {
-                    reduce: next(),
-                    spatial: next(),
-                    expand: next(),
-                    projection: (block == 0).then(next),
-                });
-            }
-        }
+        let (stem, blocks) = assemble(convs);
+        let blocks = blocks
+            .into_iter()
+            .map(|b| Bottleneck {
+                reduce: b.reduce,
+                spatial: b.spatial,
+                expand: b.expand,
+                projection: b.projection,
+            })
+            .collect();
         // Keras: ZeroPadding2D(1) then MaxPool 3x3/2 'valid'. Padding with zeros or with -inf
         // is the same here because the input comes out of a ReLU (all values ≥ 0).
         let max_pool = MaxPool2d {

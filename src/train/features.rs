@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use super::data::Photo;
 use super::report::Skipped;
 use crate::classifier::input_batch;
-use crate::model::{FEATURES, ResNet50};
+use crate::model::{Backbone, FEATURES};
 use crate::preprocess::{INPUT_SIDE, Input, decode_rgb, input_from_crop, preprocess_rgb};
 use crate::weights::Precision;
 use crate::weights::bundle::{WeightsError, f32_bytes, f32_from_bytes, sha256_hex};
@@ -82,7 +82,7 @@ pub struct Extractor<'a> {
     device: &'a Device,
     cache: FeatureCache,
     /// Loaded on the first cache miss: a fully cached run never reads the backbone.
-    backbone: OnceCell<ResNet50>,
+    backbone: OnceCell<Backbone>,
 }
 
 impl<'a> Extractor<'a> {

@@ -8,7 +8,7 @@ use super::bundle::{
     FileEntry, HeadEntry, HeadFile, MANIFEST_FILE, Manifest, Precision, WeightsError, decode_head,
 };
 use crate::classifier::load_backbone;
-use crate::model::ResNet50;
+use crate::model::Backbone;
 
 /// Where the CLI looks for the bundle unless told otherwise.
 pub const DEFAULT_DIR: &str = "weights";
@@ -42,7 +42,7 @@ impl WeightsDir {
         &self,
         precision: Precision,
         device: &Device,
-    ) -> Result<ResNet50, WeightsError> {
+    ) -> Result<Backbone, WeightsError> {
         let file = self.manifest.backbone_file(precision)?;
         load_backbone(file, &self.read(file)?, device)
     }
