@@ -13,6 +13,8 @@
 //! - Natively every step runs on all cores (rayon); in the browser it is single-threaded and
 //!   `gemm` uses wasm SIMD128.
 
+mod winograd;
+
 use std::borrow::Cow;
 
 use super::resnet::{Block, ConvSpec, FEATURES, assemble, conv_specs};
@@ -120,8 +122,7 @@ fn recycle(buffer: Vec<f32>) {
     });
 }
 
-/// A convolution with its batch-norm folded in, its weights packed for the product:
-/// `weight[((ky·k + kx)·in + ci)·out + co]`.
+/// A convolution with its batch-norm folded in, its weights packed for its algorithm.
 #[derive(Debug)]
 struct PackedConv {
     kernel: usize,
@@ -132,8 +133,18 @@ struct PackedConv {
     /// Every convolution in ResNet50 is followed by a ReLU except the projection shortcuts,
     /// whose output is added to the block's before the block's ReLU.
     relu: bool,
-    weight: Vec<f32>,
+    weights: Algorithm,
     bias: Vec<f32>,
+}
+
+/// How a convolution is computed, with its weights in the layout that needs.
+#[derive(Debug)]
+enum Algorithm {
+    /// One product: im2col rows (the activations themselves for 1x1 stride 1) times
+    /// `[k·k·in, out]`, `w[((ky·k + kx)·in + ci)·out + co]`.
+    Im2col(Vec<f32>),
+    /// 3x3 stride 1, up to 256 input channels (see `winograd`): 16 matrices `[in, out]`.
+    Winograd(Vec<f32>),
 }
 
 impl PackedConv {
@@ -149,17 +160,25 @@ impl PackedConv {
             &[spec.out_channels],
         )?;
         let (k, cin, cout) = (spec.kernel, spec.in_channels, spec.out_channels);
-        let mut weight = vec![0.0; oihw.len()];
-        for co in 0..cout {
-            for ci in 0..cin {
-                for ky in 0..k {
-                    for kx in 0..k {
-                        weight[((ky * k + kx) * cin + ci) * cout + co] =
-                            oihw[((co * cin + ci) * k + ky) * k + kx];
+        // Winograd where it measured faster: on the 56², 28² and 14² layers, not on the 7²
+        // layers of the last stage, whose few tiles make 16 small products that cost more
+        // than one im2col product (BENCHMARKS.md, "profile").
+        let weights = if k == 3 && spec.stride == 1 && spec.padding == 1 && cin <= 256 {
+            Algorithm::Winograd(winograd::pack(&oihw, cin, cout))
+        } else {
+            let mut weight = vec![0.0; oihw.len()];
+            for co in 0..cout {
+                for ci in 0..cin {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            weight[((ky * k + kx) * cin + ci) * cout + co] =
+                                oihw[((co * cin + ci) * k + ky) * k + kx];
+                        }
                     }
                 }
             }
-        }
+            Algorithm::Im2col(weight)
+        };
         Ok(Self {
             kernel: k,
             stride: spec.stride,
@@ -167,7 +186,7 @@ impl PackedConv {
             in_channels: cin,
             out_channels: cout,
             relu: !spec.is_projection(),
-            weight,
+            weights,
             bias,
         })
     }
@@ -175,6 +194,13 @@ impl PackedConv {
     /// `relu(conv(x) + bias + residual)`, the ReLU only where this convolution has one.
     fn forward(&self, x: &Activations, residual: Option<&Activations>) -> Activations {
         assert_eq!(x.c, self.in_channels, "input channels");
+        let weight = match &self.weights {
+            Algorithm::Winograd(u) if residual.is_none() => {
+                return winograd::forward(x, u, &self.bias, self.relu);
+            }
+            Algorithm::Winograd(_) => unreachable!("no 3x3 convolution in ResNet50 has a residual"),
+            Algorithm::Im2col(weight) => weight,
+        };
         let out_side = |side: usize| (side + 2 * self.padding - self.kernel) / self.stride + 1;
         let (h, w) = (out_side(x.h), out_side(x.w));
         let rows = x.n * h * w;
@@ -186,10 +212,6 @@ impl PackedConv {
         };
         let cout = self.out_channels;
         let mut out = buffer(rows * cout);
-        matmul(&cols, &self.weight, &mut out, rows, depth, cout);
-        if let Cow::Owned(cols) = cols {
-            recycle(cols);
-        }
         if let Some(residual) = residual {
             assert_eq!(
                 (residual.n, residual.h, residual.w, residual.c),
@@ -197,20 +219,19 @@ impl PackedConv {
             );
         }
         let relu = self.relu || residual.is_some();
-        for_each_chunk(&mut out, cout * ROWS_PER_TASK, |chunk, first| {
-            let start = first * cout * ROWS_PER_TASK;
-            // Separate simple loops over one row (in L1), so each one vectorizes.
-            for (r, row) in chunk.chunks_mut(cout).enumerate() {
-                row.iter_mut().zip(&self.bias).for_each(|(v, b)| *v += b);
-                if let Some(residual) = residual {
-                    let skip = &residual.data[start + r * cout..][..cout];
-                    row.iter_mut().zip(skip).for_each(|(v, s)| *v += s);
-                }
-                if relu {
-                    row.iter_mut().for_each(|v| *v = v.max(0.0));
-                }
-            }
-        });
+        matmul(
+            &cols,
+            weight,
+            &mut out,
+            [rows, depth, cout],
+            |strip, row, c0| {
+                let skip = residual.map(|s| &s.data[row * cout + c0..][..strip.len()]);
+                finish_row(strip, &self.bias[c0..][..strip.len()], skip, relu);
+            },
+        );
+        if let Cow::Owned(cols) = cols {
+            recycle(cols);
+        }
         Activations {
             n: x.n,
             h,
@@ -257,16 +278,34 @@ impl PackedConv {
     }
 }
 
-/// `out[rows, cout] = cols[rows, depth] · weight[depth, cout]`, all row-major. Natively the
-/// product is split into one block per core along its larger side, each block a
-/// single-threaded `gemm`: gemm's own threading loses half the speed on the small-but-wide
-/// products of the last stage (49 pixels, 2048 channels).
-fn matmul(cols: &[f32], weight: &[f32], out: &mut [f32], rows: usize, depth: usize, cout: usize) {
+/// One output pixel's last step: `relu?(row + bias + skip)`. Separate simple loops over a row
+/// that sits in L1, so each one vectorizes.
+fn finish_row(row: &mut [f32], bias: &[f32], skip: Option<&[f32]>, relu: bool) {
+    row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+    if let Some(skip) = skip {
+        row.iter_mut().zip(skip).for_each(|(v, s)| *v += s);
+    }
+    if relu {
+        row.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+}
+
+/// `out[rows, cout] = cols[rows, depth] · weight[depth, cout]`, all row-major, then
+/// `finish(strip, row, first column)` on each row's strip of the result. Natively the product
+/// is split into one block per core along its larger side, each block a single-threaded
+/// `gemm` finished by the same thread while it is in cache: gemm's own threading lost half
+/// the speed on the small-but-wide products of the last stage (49 pixels, 2048 channels).
+fn matmul(
+    cols: &[f32],
+    weight: &[f32],
+    out: &mut [f32],
+    [rows, depth, cout]: [usize; 3],
+    finish: impl Fn(&mut [f32], usize, usize) + Send + Sync,
+) {
     assert!(cols.len() == rows * depth && weight.len() == depth * cout && out.len() == rows * cout);
     let by_rows = rows >= cout;
-    let parts = threads();
     let (len, align) = if by_rows { (rows, 8) } else { (cout, 16) };
-    let step = len.div_ceil(parts).next_multiple_of(align).min(len);
+    let step = len.div_ceil(threads()).next_multiple_of(align).min(len);
     let out_ptr = SendPtr(out.as_mut_ptr());
     let block = |start: usize| {
         let size = step.min(len - start);
@@ -300,6 +339,12 @@ fn matmul(cols: &[f32], weight: &[f32], out: &mut [f32], rows: usize, depth: usi
                 false,
                 gemm::Parallelism::None,
             );
+        }
+        for row in r0..r0 + nr {
+            // SAFETY: this block's part of the row: in bounds, written by no other block.
+            let strip =
+                unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(row * cout + c0), nc) };
+            finish(strip, row, c0);
         }
     };
     for_each_index((0..len).step_by(step).collect(), block);
@@ -462,7 +507,10 @@ mod tests {
             (3, 8, 7, 2, 3, 20, false, false),
             (16, 8, 1, 1, 0, 9, false, false),
             (16, 8, 1, 2, 0, 9, true, false),
+            // Winograd (odd and even sides), and im2col for a 3x3 with over 256 inputs.
             (8, 8, 3, 1, 1, 7, false, false),
+            (8, 16, 3, 1, 1, 8, false, false),
+            (264, 8, 3, 1, 1, 5, false, false),
             (8, 16, 1, 1, 0, 7, false, true),
         ];
         for (i, &(cin, cout, k, stride, padding, side, projection, residual)) in
@@ -488,6 +536,8 @@ mod tests {
                 (format!("{}.bias", spec.name), (vec![cout], bias.clone())),
             ]);
             let ours = PackedConv::new(&spec, &mut tensors).unwrap();
+            let winograd = matches!(ours.weights, Algorithm::Winograd(_));
+            assert_eq!(winograd, k == 3 && cin <= 256, "case {i}");
             let x = Activations::from_planar(
                 &values(2 * cin * side * side, seed + 3),
                 2,
