@@ -2,7 +2,11 @@
 //
 //   python3 -c 'import sys; sys.path.insert(0, "bench"); from resnet50_onnx import build; \
 //     from pathlib import Path; open("bench/out/resnet50.onnx", "wb").write(build(Path("weights")).SerializeToString())'
-//   (cd bench && npm ci) && node bench/browser_peers.mjs [--runs 5] [--write BENCHMARKS.md]
+//   (cd bench && npm ci) && node bench/browser_peers.mjs [--runs 5] [--rounds 3] [--backends cpu,webgpu]
+//     [--write BENCHMARKS.md]
+//
+// lucy and onnxruntime-web take turns over --rounds rounds, and each ratio is the median of the
+// rounds' ratios: this shared machine's speed drifts by tens of percent from minute to minute.
 //
 // Both run single-threaded (a plain static host has no cross-origin isolation, so no wasm
 // threads). The checked input is the coffee reference tensor; both must give the same top-1
@@ -19,7 +23,11 @@ import { chromium } from "playwright-core";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
 const args = process.argv.slice(2);
-const runs = Number(args[args.indexOf("--runs") + 1] ?? 5) || 5;
+const option = (name, fallback) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) || fallback : fallback);
+const runs = option("--runs", 5);
+const rounds = option("--rounds", 3);
+// --backends cpu,webgpu (default both).
+const backends = (args.includes("--backends") ? args[args.indexOf("--backends") + 1] : "cpu,webgpu").split(",");
 const write = args.includes("--write") ? args[args.indexOf("--write") + 1] : null;
 
 const roots = {
@@ -127,13 +135,24 @@ async function ort(ep, runs) {
   }
 }
 
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 const rows = [];
-for (const [lucyBackend, ep, label, n] of [["cpu", "wasm", "CPU / wasm", runs], ["webgpu", "webgpu", "WebGPU (SwiftShader)", Math.min(runs, 3)]]) {
-  const ours = await lucy(lucyBackend, n);
-  const theirs = await ort(ep, n);
-  if (ours.top1 !== theirs.top1) throw new Error(`disagreement on ${label}: lucy ${ours.top1}, onnxruntime-web ${theirs.top1}`);
-  if (ours.backend !== lucyBackend) throw new Error(`lucy ran on ${ours.backend}, not ${lucyBackend}`);
-  rows.push(`| ${label} | ${ours.medianMs.toFixed(0)} | ${theirs.medianMs.toFixed(0)} | **${(ours.medianMs / theirs.medianMs).toFixed(2)}** | ${(ours.firstPredictionMs / 1000).toFixed(1)} | ${(theirs.firstPredictionMs / 1000).toFixed(1)} |`);
+const pairs = [["cpu", "wasm", "CPU / wasm", runs], ["webgpu", "webgpu", "WebGPU (SwiftShader)", Math.min(runs, 3)]];
+for (const [lucyBackend, ep, label, n] of pairs.filter(([b]) => backends.includes(b))) {
+  const results = [];
+  for (let round = 0; round < rounds; round++) {
+    const ours = await lucy(lucyBackend, n);
+    const theirs = await ort(ep, n);
+    if (ours.top1 !== theirs.top1) throw new Error(`disagreement on ${label}: lucy ${ours.top1}, onnxruntime-web ${theirs.top1}`);
+    if (ours.backend !== lucyBackend) throw new Error(`lucy ran on ${ours.backend}, not ${lucyBackend}`);
+    results.push({ ours, theirs });
+    console.log(`${label}, round ${round + 1}: lucy ${ours.medianMs.toFixed(0)} ms, onnxruntime-web ${theirs.medianMs.toFixed(0)} ms`);
+  }
+  const m = (f) => median(results.map(f));
+  rows.push(`| ${label} | ${m((r) => r.ours.medianMs).toFixed(0)} | ${m((r) => r.theirs.medianMs).toFixed(0)} | **${m((r) => r.ours.medianMs / r.theirs.medianMs).toFixed(2)}** | ${(m((r) => r.ours.firstPredictionMs) / 1000).toFixed(1)} | ${(m((r) => r.theirs.firstPredictionMs) / 1000).toFixed(1)} |`);
   console.log(rows.at(-1));
 }
 server.close();
@@ -145,6 +164,6 @@ const table = [
 ].join("\n");
 console.log(table);
 if (write) {
-  const header = `\n## ${new Date().toISOString().slice(0, 10)} — headless Chromium (Debian), single-threaded wasm, onnxruntime-web ${JSON.parse(fs.readFileSync(path.join(here, "node_modules/onnxruntime-web/package.json"))).version}\n\nCommand: \`node bench/browser_peers.mjs ${args.join(" ")}\` (median of warm runs; lucy's time includes decoding the PNG photo in its worker, ort-web's starts from the preprocessed tensor; first prediction includes loading the page or session and the model from a local server; top-1 checked equal first)\n\n`;
+  const header = `\n## ${new Date().toISOString().slice(0, 10)} — headless Chromium (Debian), single-threaded wasm, onnxruntime-web ${JSON.parse(fs.readFileSync(path.join(here, "node_modules/onnxruntime-web/package.json"))).version}\n\nCommand: \`node bench/browser_peers.mjs ${args.join(" ")}\` (median of warm runs, then median over ${rounds} rounds; each ratio is the median of the rounds' ratios; lucy's time includes decoding the PNG photo in its worker, ort-web's starts from the preprocessed tensor; first prediction includes loading the page or session and the model from a local server; top-1 checked equal first)\n\n`;
   fs.appendFileSync(write, header + table + "\n");
 }

@@ -286,7 +286,9 @@ fn finish_row(row: &mut [f32], bias: &[f32], skip: Option<&[f32]>, relu: bool) {
         row.iter_mut().zip(skip).for_each(|(v, s)| *v += s);
     }
     if relu {
-        row.iter_mut().for_each(|v| *v = v.max(0.0));
+        // A comparison rather than f32::max: its NaN rules keep it scalar in wasm.
+        row.iter_mut()
+            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
     }
 }
 
@@ -364,7 +366,7 @@ fn max_pool_3x3_stride_2(x: &Activations) -> Activations {
                 for ix in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(x.w) {
                     let src = &x.data[((b * x.h + iy) * x.w + ix) * c..][..c];
                     for (o, &v) in pixel_out.iter_mut().zip(src) {
-                        *o = o.max(v);
+                        *o = if v > *o { v } else { *o };
                     }
                 }
             }
