@@ -349,7 +349,7 @@ fn matmul(
             finish(strip, row, c0);
         }
     };
-    for_each_index((0..len).step_by(step).collect(), block);
+    for_each_item((0..len).step_by(step).collect(), block);
 }
 
 /// Keras: ZeroPadding2D(1), then MaxPool 3x3 stride 2 'valid'. Leaving the padding out is
@@ -417,15 +417,15 @@ fn for_each_chunk(data: &mut [f32], len: usize, f: impl Fn(&mut [f32], usize) + 
         .for_each(|(i, chunk)| f(chunk, i));
 }
 
-/// Run `f` on every index: on all cores natively, in order in the browser.
-fn for_each_index(indices: Vec<usize>, f: impl Fn(usize) + Send + Sync) {
+/// Run `f` on every item: on all cores natively, in order in the browser.
+fn for_each_item<T: Send>(items: Vec<T>, f: impl Fn(T) + Send + Sync) {
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
-        indices.into_par_iter().for_each(f);
+        items.into_par_iter().for_each(f);
     }
     #[cfg(target_arch = "wasm32")]
-    indices.into_iter().for_each(f);
+    items.into_iter().for_each(f);
 }
 
 fn threads() -> usize {

@@ -8,7 +8,7 @@
 //! (`v[(t·16 + ξ)·in + ci]`); the weights are 16 matrices `[in, out]`; the 16 products write
 //! `m[(t·16 + ξ)·out + co]`, and the output transform reads one tile's 16 rows at a time.
 
-use super::{Activations, SendPtr, buffer, finish_row, for_each_chunk, for_each_index, recycle};
+use super::{Activations, SendPtr, buffer, finish_row, for_each_chunk, for_each_item, recycle};
 
 /// Tiles per parallel task in the input transform.
 const TILES_PER_TASK: usize = 8;
@@ -74,7 +74,7 @@ pub(super) fn forward(x: &Activations, u: &[f32], bias: &[f32], relu: bool) -> A
     // The 16 products M_ξ = V_ξ U_ξ, one per core at a time.
     let mut m = buffer(tiles * 16 * k);
     let m_ptr = SendPtr(m.as_mut_ptr());
-    for_each_index((0..16).collect(), |xi| {
+    for_each_item((0..16).collect(), |xi| {
         // SAFETY: V_ξ is the `tiles x c` matrix at offset ξ·c with row stride 16·c, U_ξ the
         // contiguous `c x k` matrix at ξ·c·k, and M_ξ the `tiles x k` matrix at ξ·k with row
         // stride 16·k: all in bounds, and the 16 products write disjoint elements of `m`.
