@@ -28,6 +28,23 @@ const ops = {
   async classifyRgba({ rgba, width, height, top }) {
     return classify(() => bindings.prepare_rgba(rgba, width, height), top);
   },
+  // For bench/browser_peers.mjs: the model alone on a photo prepared once, timed here, the
+  // counterpart of onnxruntime-web's session.run on a prepared tensor.
+  async timeInference({ bytes, runs }) {
+    const prepared = bindings.prepare_bytes(bytes);
+    try {
+      const top1 = JSON.parse(await lucy.classify(prepared, 1))[0].index;
+      const times = [];
+      for (let i = 0; i < runs; i++) {
+        const started = performance.now();
+        await lucy.classify(prepared, 1);
+        times.push(performance.now() - started);
+      }
+      return { top1, times };
+    } finally {
+      prepared.free();
+    }
+  },
 };
 
 class InputError extends Error {}

@@ -143,8 +143,11 @@ enum Algorithm {
     /// One product: im2col rows (the activations themselves for 1x1 stride 1) times
     /// `[k·k·in, out]`, `w[((ky·k + kx)·in + ci)·out + co]`.
     Im2col(Vec<f32>),
-    /// 3x3 stride 1, up to 256 input channels (see `winograd`): 16 matrices `[in, out]`.
-    Winograd(Vec<f32>),
+    /// 3x3 stride 1, up to 256 input channels (see `winograd`): α² matrices `[in, out]`.
+    Winograd {
+        variant: &'static winograd::Variant,
+        weights: Vec<f32>,
+    },
 }
 
 impl PackedConv {
@@ -160,11 +163,21 @@ impl PackedConv {
             &[spec.out_channels],
         )?;
         let (k, cin, cout) = (spec.kernel, spec.in_channels, spec.out_channels);
-        // Winograd where it measured faster: on the 56², 28² and 14² layers, not on the 7²
-        // layers of the last stage, whose few tiles make 16 small products that cost more
-        // than one im2col product (BENCHMARKS.md, "profile").
+        // Winograd where it measured faster: F(4x4) on the 56² and 28² layers, F(2x2) on the
+        // 14² layers, and not on the 7² layers of the last stage, whose few tiles make small
+        // products that cost more than one im2col product (BENCHMARKS.md, "profile").
         let weights = if k == 3 && spec.stride == 1 && spec.padding == 1 && cin <= 256 {
-            Algorithm::Winograd(winograd::pack(&oihw, cin, cout))
+            // F(4x4) has the fewest multiplications, but 4x4 output tiles leave the 14² layers
+            // only 16 tiles per photo, too few rows for efficient products.
+            let variant = if cin <= 128 {
+                &winograd::F4X4
+            } else {
+                &winograd::F2X2
+            };
+            Algorithm::Winograd {
+                variant,
+                weights: winograd::pack(variant, &oihw, cin, cout),
+            }
         } else {
             let mut weight = vec![0.0; oihw.len()];
             for co in 0..cout {
@@ -195,10 +208,12 @@ impl PackedConv {
     fn forward(&self, x: &Activations, residual: Option<&Activations>) -> Activations {
         assert_eq!(x.c, self.in_channels, "input channels");
         let weight = match &self.weights {
-            Algorithm::Winograd(u) if residual.is_none() => {
-                return winograd::forward(x, u, &self.bias, self.relu);
+            Algorithm::Winograd { variant, weights } if residual.is_none() => {
+                return winograd::forward(variant, x, weights, &self.bias, self.relu);
             }
-            Algorithm::Winograd(_) => unreachable!("no 3x3 convolution in ResNet50 has a residual"),
+            Algorithm::Winograd { .. } => {
+                unreachable!("no 3x3 convolution in ResNet50 has a residual")
+            }
             Algorithm::Im2col(weight) => weight,
         };
         let out_side = |side: usize| (side + 2 * self.padding - self.kernel) / self.stride + 1;
@@ -509,9 +524,12 @@ mod tests {
             (3, 8, 7, 2, 3, 20, false, false),
             (16, 8, 1, 1, 0, 9, false, false),
             (16, 8, 1, 2, 0, 9, true, false),
-            // Winograd (odd and even sides), and im2col for a 3x3 with over 256 inputs.
+            // Winograd F(4x4) then F(2x2) (odd and even sides), and im2col for a 3x3 with
+            // over 256 inputs.
             (8, 8, 3, 1, 1, 7, false, false),
             (8, 16, 3, 1, 1, 8, false, false),
+            (136, 8, 3, 1, 1, 5, false, false),
+            (136, 8, 3, 1, 1, 6, false, false),
             (264, 8, 3, 1, 1, 5, false, false),
             (8, 16, 1, 1, 0, 7, false, true),
         ];
@@ -538,7 +556,7 @@ mod tests {
                 (format!("{}.bias", spec.name), (vec![cout], bias.clone())),
             ]);
             let ours = PackedConv::new(&spec, &mut tensors).unwrap();
-            let winograd = matches!(ours.weights, Algorithm::Winograd(_));
+            let winograd = matches!(ours.weights, Algorithm::Winograd { .. });
             assert_eq!(winograd, k == 3 && cin <= 256, "case {i}");
             let x = Activations::from_planar(
                 &values(2 * cin * side * side, seed + 3),

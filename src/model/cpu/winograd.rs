@@ -1,39 +1,112 @@
-//! 3x3 stride-1 convolutions by Winograd's minimal filtering, F(2x2, 3x3) (Lavin & Gray,
-//! 2015): each 2x2 block of outputs costs 16 multiplications per channel pair instead of 36,
-//! so the 3x3 layers (nearly half of ResNet50's arithmetic) need 2.25x fewer. The price is
-//! a cheap linear transform of the input before the products and of the result after, and
-//! rounding within a few float ulps of the direct convolution (tested against burn's).
+//! 3x3 stride-1 convolutions by Winograd's minimal filtering (Lavin & Gray, 2015).
+//! F(m x m, 3x3) computes each m x m block of outputs from an (m+2) x (m+2) input tile with
+//! (m+2)² multiplications per channel pair instead of 9·m²: 2.25x fewer for F(2x2, 3x3), 4x
+//! fewer for F(4x4, 3x3). The price is a linear transform of the input before the products and
+//! of the result after, and rounding a little above the direct convolution's (tested against
+//! it, and the network against Keras' reference features).
 //!
-//! Layout: the input transform writes, per 2x2 output tile `t`, 16 rows of `in` channels
-//! (`v[(t·16 + ξ)·in + ci]`); the weights are 16 matrices `[in, out]`; the 16 products write
-//! `m[(t·16 + ξ)·out + co]`, and the output transform reads one tile's 16 rows at a time.
+//! Layout: the input transform writes, per output tile `t`, `α²` rows of `in` channels
+//! (`v[(t·α² + ξ)·in + ci]`, α = m + 2); the weights are α² matrices `[in, out]`; the α²
+//! products write `m[(t·α² + ξ)·out + co]`, and the output transform reads one tile at a time.
 
 use super::{Activations, SendPtr, buffer, finish_row, for_each_chunk, for_each_item, recycle};
 
-/// Tiles per parallel task in the input transform.
-const TILES_PER_TASK: usize = 8;
+/// One Winograd algorithm F(m x m, 3x3): its three transform matrices, row-major.
+#[derive(Debug)]
+pub(super) struct Variant {
+    /// Outputs per tile side.
+    m: usize,
+    /// Input transform Bᵀ, α x α.
+    bt: &'static [f32],
+    /// Weight transform G, α x 3.
+    g: &'static [f32],
+    /// Output transform Aᵀ, m x α.
+    at: &'static [f32],
+}
 
-/// Transform 3x3 weights `[out, in, 3, 3]` into the 16 `[in, out]` matrices: `U = G g Gᵀ`.
-pub(super) fn pack(oihw: &[f32], cin: usize, cout: usize) -> Vec<f32> {
-    let mut u = vec![0.0; 16 * cin * cout];
+impl Variant {
+    fn alpha(&self) -> usize {
+        self.m + 2
+    }
+}
+
+/// F(2x2, 3x3): 4x4 input tiles, transforms of 0 and ±1.
+pub(super) const F2X2: Variant = Variant {
+    m: 2,
+    #[rustfmt::skip]
+    bt: &[
+        1.0, 0.0, -1.0, 0.0,
+        0.0, 1.0, 1.0, 0.0,
+        0.0, -1.0, 1.0, 0.0,
+        0.0, 1.0, 0.0, -1.0,
+    ],
+    #[rustfmt::skip]
+    g: &[
+        1.0, 0.0, 0.0,
+        0.5, 0.5, 0.5,
+        0.5, -0.5, 0.5,
+        0.0, 0.0, 1.0,
+    ],
+    #[rustfmt::skip]
+    at: &[
+        1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, -1.0,
+    ],
+};
+
+/// F(4x4, 3x3): 6x6 input tiles (the points 0, ±1, ±2 and ∞).
+pub(super) const F4X4: Variant = Variant {
+    m: 4,
+    #[rustfmt::skip]
+    bt: &[
+        4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
+        0.0, -4.0, -4.0, 1.0, 1.0, 0.0,
+        0.0, 4.0, -4.0, -1.0, 1.0, 0.0,
+        0.0, -2.0, -1.0, 2.0, 1.0, 0.0,
+        0.0, 2.0, -1.0, -2.0, 1.0, 0.0,
+        0.0, 4.0, 0.0, -5.0, 0.0, 1.0,
+    ],
+    #[rustfmt::skip]
+    g: &[
+        1.0 / 4.0, 0.0, 0.0,
+        -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
+        -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0,
+        1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0,
+        1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0,
+        0.0, 0.0, 1.0,
+    ],
+    #[rustfmt::skip]
+    at: &[
+        1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, 2.0, -2.0, 0.0,
+        0.0, 1.0, 1.0, 4.0, 4.0, 0.0,
+        0.0, 1.0, -1.0, 8.0, -8.0, 1.0,
+    ],
+};
+
+/// Tiles per parallel task in the input transform.
+const TILES_PER_TASK: usize = 4;
+
+/// Transform 3x3 weights `[out, in, 3, 3]` into the α² `[in, out]` matrices: `U = G g Gᵀ`.
+pub(super) fn pack(variant: &Variant, oihw: &[f32], cin: usize, cout: usize) -> Vec<f32> {
+    let alpha = variant.alpha();
+    let g_at = |i: usize, r: usize| variant.g[i * 3 + r];
+    let mut u = vec![0.0; alpha * alpha * cin * cout];
+    let mut gg = vec![0.0f32; alpha * 3];
     for co in 0..cout {
         for ci in 0..cin {
-            let g = &oihw[(co * cin + ci) * 9..][..9];
-            // G g: 4x3.
-            let mut gg = [[0.0f32; 3]; 4];
-            for j in 0..3 {
-                let (g0, g1, g2) = (g[j], g[3 + j], g[6 + j]);
-                gg[0][j] = g0;
-                gg[1][j] = (g0 + g1 + g2) / 2.0;
-                gg[2][j] = (g0 - g1 + g2) / 2.0;
-                gg[3][j] = g2;
+            let w = &oihw[(co * cin + ci) * 9..][..9];
+            // G g: α x 3.
+            for i in 0..alpha {
+                for j in 0..3 {
+                    gg[i * 3 + j] = (0..3).map(|r| g_at(i, r) * w[r * 3 + j]).sum();
+                }
             }
-            // (G g) Gᵀ: 4x4.
-            for (i, row) in gg.iter().enumerate() {
-                let [r0, r1, r2] = *row;
-                let transformed = [r0, (r0 + r1 + r2) / 2.0, (r0 - r1 + r2) / 2.0, r2];
-                for (j, value) in transformed.into_iter().enumerate() {
-                    u[((i * 4 + j) * cin + ci) * cout + co] = value;
+            // (G g) Gᵀ: α x α.
+            for i in 0..alpha {
+                for j in 0..alpha {
+                    let value = (0..3).map(|r| gg[i * 3 + r] * g_at(j, r)).sum();
+                    u[((i * alpha + j) * cin + ci) * cout + co] = value;
                 }
             }
         }
@@ -42,22 +115,34 @@ pub(super) fn pack(oihw: &[f32], cin: usize, cout: usize) -> Vec<f32> {
 }
 
 /// `relu?(conv3x3(x) + bias)` with padding 1, stride 1.
-pub(super) fn forward(x: &Activations, u: &[f32], bias: &[f32], relu: bool) -> Activations {
-    let (c, k) = (x.c, bias.len());
-    assert_eq!(u.len(), 16 * c * k, "packed weights");
-    let (tiles_y, tiles_x) = (x.h.div_ceil(2), x.w.div_ceil(2));
+pub(super) fn forward(
+    variant: &Variant,
+    x: &Activations,
+    u: &[f32],
+    bias: &[f32],
+    relu: bool,
+) -> Activations {
+    let (c, k, m, alpha) = (x.c, bias.len(), variant.m, variant.alpha());
+    let points = alpha * alpha;
+    assert_eq!(u.len(), points * c * k, "packed weights");
+    let (tiles_y, tiles_x) = (x.h.div_ceil(m), x.w.div_ceil(m));
     let tiles = x.n * tiles_y * tiles_x;
+    let (bt, at) = (
+        nonzero_terms(variant.bt, alpha),
+        nonzero_terms(variant.at, alpha),
+    );
 
-    // Input transform: V = Bᵀ d B for each tile's 4x4 input patch d, all channels at once.
-    let mut v = buffer(tiles * 16 * c);
-    for_each_chunk(&mut v, 16 * c * TILES_PER_TASK, |chunk, first| {
-        let mut d = vec![0.0f32; 16 * c];
-        let mut rows = vec![0.0f32; 16 * c];
-        for (i, tile) in chunk.chunks_mut(16 * c).enumerate() {
+    // Input transform: V = Bᵀ d B for each tile's input patch d, all channels at once.
+    let mut v = buffer(tiles * points * c);
+    for_each_chunk(&mut v, points * c * TILES_PER_TASK, |chunk, first| {
+        let mut d = vec![0.0f32; points * c];
+        let mut rows = vec![0.0f32; points * c];
+        for (i, tile) in chunk.chunks_mut(points * c).enumerate() {
             let t = first * TILES_PER_TASK + i;
             let (b, ty, tx) = (t / (tiles_y * tiles_x), t / tiles_x % tiles_y, t % tiles_x);
             for (p, pixel) in d.chunks_mut(c).enumerate() {
-                let (iy, ix) = ((2 * ty + p / 4) as isize - 1, (2 * tx + p % 4) as isize - 1);
+                let iy = (m * ty + p / alpha) as isize - 1;
+                let ix = (m * tx + p % alpha) as isize - 1;
                 if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
                     pixel.fill(0.0);
                 } else {
@@ -65,31 +150,41 @@ pub(super) fn forward(x: &Activations, u: &[f32], bias: &[f32], relu: bool) -> A
                     pixel.copy_from_slice(&x.data[src..src + c]);
                 }
             }
-            // Bᵀ d (along rows), then (Bᵀ d) B (along columns): the same transform twice.
-            transform_4(&d, &mut rows, c, |i, j| i * 4 + j);
-            transform_4(&rows, tile, c, |i, j| j * 4 + i);
+            // Bᵀ d (combining rows), then (Bᵀ d) B (combining columns).
+            for j in 0..alpha {
+                for i in 0..alpha {
+                    let target = &mut rows[(i * alpha + j) * c..][..c];
+                    combine(target, &bt[i], |r| &d[(r * alpha + j) * c..][..c]);
+                }
+            }
+            for i in 0..alpha {
+                for j in 0..alpha {
+                    let target = &mut tile[(i * alpha + j) * c..][..c];
+                    combine(target, &bt[j], |r| &rows[(i * alpha + r) * c..][..c]);
+                }
+            }
         }
     });
 
-    // The 16 products M_ξ = V_ξ U_ξ, one per core at a time.
-    let mut m = buffer(tiles * 16 * k);
-    let m_ptr = SendPtr(m.as_mut_ptr());
-    for_each_item((0..16).collect(), |xi| {
-        // SAFETY: V_ξ is the `tiles x c` matrix at offset ξ·c with row stride 16·c, U_ξ the
+    // The α² products M_ξ = V_ξ U_ξ, one per core at a time.
+    let mut products = buffer(tiles * points * k);
+    let products_ptr = SendPtr(products.as_mut_ptr());
+    for_each_item((0..points).collect(), |xi| {
+        // SAFETY: V_ξ is the `tiles x c` matrix at offset ξ·c with row stride α²·c, U_ξ the
         // contiguous `c x k` matrix at ξ·c·k, and M_ξ the `tiles x k` matrix at ξ·k with row
-        // stride 16·k: all in bounds, and the 16 products write disjoint elements of `m`.
+        // stride α²·k: all in bounds, and the products write disjoint elements.
         unsafe {
             gemm::gemm(
                 tiles,
                 k,
                 c,
-                m_ptr.get().add(xi * k),
+                products_ptr.get().add(xi * k),
                 1,
-                (16 * k) as isize,
+                (points * k) as isize,
                 false,
                 v.as_ptr().add(xi * c),
                 1,
-                (16 * c) as isize,
+                (points * c) as isize,
                 u.as_ptr().add(xi * c * k),
                 1,
                 k as isize,
@@ -109,33 +204,23 @@ pub(super) fn forward(x: &Activations, u: &[f32], bias: &[f32], relu: bool) -> A
     let mut out = buffer(x.n * h * w * k);
     for_each_chunk(&mut out, w * k, |row_out, row| {
         let (b, y) = (row / h, row % h);
-        let mut s = vec![0.0f32; 4 * k];
+        // Row y % m of Aᵀ M: α partial sums of k channels.
+        let mut s = vec![0.0f32; alpha * k];
         for tx in 0..tiles_x {
-            let t = (b * tiles_y + y / 2) * tiles_x + tx;
-            let tile = &m[t * 16 * k..][..16 * k];
-            let at = |i: usize, j: usize| &tile[(i * 4 + j) * k..][..k];
-            // Row y % 2 of Aᵀ M: [1 1 1 0] or [0 1 -1 -1].
+            let t = (b * tiles_y + y / m) * tiles_x + tx;
+            let tile = &products[t * points * k..][..points * k];
             for (j, sj) in s.chunks_mut(k).enumerate() {
-                if y % 2 == 0 {
-                    output_row(sj, at(0, j), at(1, j), at(2, j), true);
-                } else {
-                    output_row(sj, at(1, j), at(2, j), at(3, j), false);
-                }
+                combine(sj, &at[y % m], |r| &tile[(r * alpha + j) * k..][..k]);
             }
-            let sj = |j: usize| &s[j * k..][..k];
-            // Columns of (Aᵀ M) A: s0 + s1 + s2, then s1 - s2 - s3.
-            for dx in 0..2 {
-                let ox = 2 * tx + dx;
-                if ox >= w {
-                    break;
-                }
-                let pixel = &mut row_out[ox * k..][..k];
-                output_row(pixel, sj(dx), sj(dx + 1), sj(dx + 2), dx == 0);
+            // Columns of (Aᵀ M) A.
+            for dx in 0..m.min(w - m * tx) {
+                let pixel = &mut row_out[(m * tx + dx) * k..][..k];
+                combine(pixel, &at[dx], |r| &s[r * k..][..k]);
                 finish_row(pixel, bias, None, relu);
             }
         }
     });
-    recycle(m);
+    recycle(products);
     Activations {
         n: x.n,
         h,
@@ -145,38 +230,45 @@ pub(super) fn forward(x: &Activations, u: &[f32], bias: &[f32], relu: bool) -> A
     }
 }
 
-/// For 4 x 4 blocks of `c`-long rows, `out[at(i, j)] = Σ_r Bᵀ[i][r] · input[at(r, j)]`:
-/// the input transform along one index (`at` picks which).
-fn transform_4(input: &[f32], out: &mut [f32], c: usize, at: impl Fn(usize, usize) -> usize) {
-    for j in 0..4 {
-        let row = |i: usize| &input[at(i, j) * c..][..c];
-        let (d0, d1, d2, d3) = (row(0), row(1), row(2), row(3));
-        let at = |i: usize| at(i, j) * c..at(i, j) * c + c;
-        difference(&mut out[at(0)], d0, d2);
-        sum(&mut out[at(1)], d1, d2);
-        difference(&mut out[at(2)], d2, d1);
-        difference(&mut out[at(3)], d1, d3);
+/// The nonzero coefficients of each row of a transform matrix, as (column, coefficient).
+fn nonzero_terms(matrix: &[f32], width: usize) -> Vec<Vec<(usize, f32)>> {
+    matrix
+        .chunks(width)
+        .map(|row| {
+            let terms = row.iter().enumerate().filter(|(_, c)| **c != 0.0);
+            terms.map(|(r, c)| (r, *c)).collect()
+        })
+        .collect()
+}
+
+/// `out = Σ coefficient · input(column)` over one row's nonzero terms (at most 6).
+fn combine<'a>(out: &mut [f32], terms: &[(usize, f32)], input: impl Fn(usize) -> &'a [f32]) {
+    match terms.len() {
+        1 => weighted_sum::<1>(out, terms, input),
+        2 => weighted_sum::<2>(out, terms, input),
+        3 => weighted_sum::<3>(out, terms, input),
+        4 => weighted_sum::<4>(out, terms, input),
+        5 => weighted_sum::<5>(out, terms, input),
+        6 => weighted_sum::<6>(out, terms, input),
+        _ => out.fill(0.0),
     }
 }
 
-fn sum(out: &mut [f32], a: &[f32], b: &[f32]) {
-    for (o, (a, b)) in out.iter_mut().zip(a.iter().zip(b)) {
-        *o = a + b;
-    }
-}
-
-fn difference(out: &mut [f32], a: &[f32], b: &[f32]) {
-    for (o, (a, b)) in out.iter_mut().zip(a.iter().zip(b)) {
-        *o = a - b;
-    }
-}
-
-/// `out = a + b + c`, or `a - b - c` (the two rows of Aᵀ).
-fn output_row(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32], first: bool) {
-    let terms = out.iter_mut().zip(a.iter().zip(b).zip(c));
-    if first {
-        terms.for_each(|(o, ((a, b), c))| *o = a + b + c);
-    } else {
-        terms.for_each(|(o, ((a, b), c))| *o = a - b - c);
+/// One pass over the channels with all `N` terms at once: a loop the compiler unrolls over
+/// the terms and vectorizes over the channels.
+fn weighted_sum<'a, const N: usize>(
+    out: &mut [f32],
+    terms: &[(usize, f32)],
+    input: impl Fn(usize) -> &'a [f32],
+) {
+    let len = out.len();
+    let inputs: [&[f32]; N] = std::array::from_fn(|t| &input(terms[t].0)[..len]);
+    let coefficients: [f32; N] = std::array::from_fn(|t| terms[t].1);
+    for (i, o) in out.iter_mut().enumerate() {
+        let mut sum = 0.0;
+        for t in 0..N {
+            sum += coefficients[t] * inputs[t][i];
+        }
+        *o = sum;
     }
 }
