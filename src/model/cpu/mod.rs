@@ -7,9 +7,10 @@
 //!   convolution *is* a matrix product on the activation as it lies in memory, and the
 //!   im2col rows of other convolutions are runs of contiguous channels.
 //! - Weights are packed once at load into the `[kernel·kernel·in, out]` matrix the product needs.
-//! - Each convolution is one `gemm` call (the crate burn's own CPU backend uses, here with its
-//!   AVX-512 kernels where the CPU has them) followed by one pass that adds the bias and the
-//!   residual and applies the ReLU while the result is still in cache.
+//! - Each convolution is one `gemm` product (the crate burn's own CPU backend uses, here with
+//!   its AVX-512 kernels where the CPU has them), split into one block per core; each core then
+//!   adds the bias and the residual and applies the ReLU to its block while it is in cache.
+//! - The 3x3 layers of stages 2–4 use Winograd's algorithm instead (see `winograd`).
 //! - Natively every step runs on all cores (rayon); in the browser it is single-threaded and
 //!   `gemm` uses wasm SIMD128.
 
@@ -32,11 +33,18 @@ impl CpuResNet50 {
     /// Build from the same folded tensors as [`super::ResNet50::from_tensors`], with the same
     /// checks: every tensor present with the right shape, none left over.
     pub fn from_tensors(mut tensors: NamedTensors) -> Result<Self, ModelError> {
-        let convs = conv_specs()
-            .iter()
-            .map(|spec| PackedConv::new(spec, &mut tensors))
-            .collect::<Result<Vec<_>, _>>()?;
+        let taken = conv_specs()
+            .into_iter()
+            .map(|spec| {
+                let (weight, bias) = take_conv(&spec, &mut tensors)?;
+                Ok((spec, weight, bias))
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
         ensure_all_used(&tensors)?;
+        // Packing all 53 takes a few hundred ms on one core.
+        let convs = map_items(taken, |(spec, weight, bias)| {
+            PackedConv::pack(&spec, &weight, bias)
+        });
         let (stem, blocks) = assemble(convs);
         Ok(Self { stem, blocks })
     }
@@ -150,18 +158,28 @@ enum Algorithm {
     },
 }
 
+/// The folded weights `[out, in, k, k]` and bias of one convolution, shapes checked.
+fn take_conv(
+    spec: &ConvSpec,
+    tensors: &mut NamedTensors,
+) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+    let weight = take(
+        tensors,
+        &format!("{}.weight", spec.name),
+        &spec.weight_shape(),
+    )?;
+    let bias = take(
+        tensors,
+        &format!("{}.bias", spec.name),
+        &[spec.out_channels],
+    )?;
+    Ok((weight, bias))
+}
+
 impl PackedConv {
-    fn new(spec: &ConvSpec, tensors: &mut NamedTensors) -> Result<Self, ModelError> {
-        let oihw = take(
-            tensors,
-            &format!("{}.weight", spec.name),
-            &spec.weight_shape(),
-        )?;
-        let bias = take(
-            tensors,
-            &format!("{}.bias", spec.name),
-            &[spec.out_channels],
-        )?;
+    /// Pack `oihw` (`[out, in, k, k]`, as checked by [`take_conv`]) for the convolution's
+    /// algorithm.
+    fn pack(spec: &ConvSpec, oihw: &[f32], bias: Vec<f32>) -> Self {
         let (k, cin, cout) = (spec.kernel, spec.in_channels, spec.out_channels);
         // Winograd where it measured faster: F(4x4) on the 56² and 28² layers, F(2x2) on the
         // 14² layers, and not on the 7² layers of the last stage, whose few tiles make small
@@ -176,23 +194,22 @@ impl PackedConv {
             };
             Algorithm::Winograd {
                 variant,
-                weights: winograd::pack(variant, &oihw, cin, cout),
+                weights: winograd::pack(variant, oihw, cin, cout),
             }
         } else {
-            let mut weight = vec![0.0; oihw.len()];
-            for co in 0..cout {
-                for ci in 0..cin {
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            weight[((ky * k + kx) * cin + ci) * cout + co] =
-                                oihw[((co * cin + ci) * k + ky) * k + kx];
+            let mut weight = Vec::with_capacity(oihw.len());
+            for ky in 0..k {
+                for kx in 0..k {
+                    for ci in 0..cin {
+                        for co in 0..cout {
+                            weight.push(oihw[((co * cin + ci) * k + ky) * k + kx]);
                         }
                     }
                 }
             }
             Algorithm::Im2col(weight)
         };
-        Ok(Self {
+        Self {
             kernel: k,
             stride: spec.stride,
             padding: spec.padding,
@@ -201,7 +218,7 @@ impl PackedConv {
             relu: !spec.is_projection(),
             weights,
             bias,
-        })
+        }
     }
 
     /// `relu(conv(x) + bias + residual)`, the ReLU only where this convolution has one.
@@ -335,26 +352,11 @@ fn matmul(
         // and writes the matching block of `out`, all in bounds (asserted above); blocks do
         // not overlap, and `out` does not alias the inputs.
         unsafe {
-            gemm::gemm(
-                nr,
-                nc,
-                depth,
-                out_ptr.get().add(r0 * cout + c0),
-                1,
-                cout as isize,
-                false,
-                cols.as_ptr().add(r0 * depth),
-                1,
-                depth as isize,
-                weight.as_ptr().add(c0),
-                1,
-                cout as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+            product(
+                [nr, depth, nc],
+                (out_ptr.get().add(r0 * cout + c0), cout),
+                (cols.as_ptr().add(r0 * depth), depth),
+                (weight.as_ptr().add(c0), cout),
             );
         }
         for row in r0..r0 + nr {
@@ -365,6 +367,44 @@ fn matmul(
         }
     };
     for_each_item((0..len).step_by(step).collect(), block);
+}
+
+/// `dst[m, n] = lhs[m, depth] · rhs[depth, n]` on one core, each matrix row-major with the
+/// given row stride (in elements); `dst` is overwritten, never read.
+///
+/// # Safety
+/// Each pointer must address its whole matrix at that stride, and `dst` must not overlap the
+/// inputs or be written by anything else meanwhile.
+unsafe fn product(
+    [m, depth, n]: [usize; 3],
+    (dst, dst_stride): (*mut f32, usize),
+    (lhs, lhs_stride): (*const f32, usize),
+    (rhs, rhs_stride): (*const f32, usize),
+) {
+    // SAFETY: as promised by the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            depth,
+            dst,
+            1,
+            dst_stride as isize,
+            false,
+            lhs,
+            1,
+            lhs_stride as isize,
+            rhs,
+            1,
+            rhs_stride as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 /// Keras: ZeroPadding2D(1), then MaxPool 3x3 stride 2 'valid'. Leaving the padding out is
@@ -430,6 +470,17 @@ fn for_each_chunk(data: &mut [f32], len: usize, f: impl Fn(&mut [f32], usize) + 
     data.chunks_mut(len)
         .enumerate()
         .for_each(|(i, chunk)| f(chunk, i));
+}
+
+/// `f` of every item, in order: computed on all cores natively, one by one in the browser.
+fn map_items<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Send + Sync) -> Vec<U> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        items.into_par_iter().map(f).collect()
+    }
+    #[cfg(target_arch = "wasm32")]
+    items.into_iter().map(f).collect()
 }
 
 /// Run `f` on every item: on all cores natively, in order in the browser.
@@ -555,7 +606,8 @@ mod tests {
                 ),
                 (format!("{}.bias", spec.name), (vec![cout], bias.clone())),
             ]);
-            let ours = PackedConv::new(&spec, &mut tensors).unwrap();
+            let (oihw, packed_bias) = take_conv(&spec, &mut tensors).unwrap();
+            let ours = PackedConv::pack(&spec, &oihw, packed_bias);
             let winograd = matches!(ours.weights, Algorithm::Winograd { .. });
             assert_eq!(winograd, k == 3 && cin <= 256, "case {i}");
             let x = Activations::from_planar(

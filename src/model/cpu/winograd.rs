@@ -9,7 +9,9 @@
 //! (`v[(t·α² + ξ)·in + ci]`, α = m + 2); the weights are α² matrices `[in, out]`; the α²
 //! products write `m[(t·α² + ξ)·out + co]`, and the output transform reads one tile at a time.
 
-use super::{Activations, SendPtr, buffer, finish_row, for_each_chunk, for_each_item, recycle};
+use super::{
+    Activations, SendPtr, buffer, finish_row, for_each_chunk, for_each_item, product, recycle,
+};
 
 /// One Winograd algorithm F(m x m, 3x3): its three transform matrices, row-major.
 #[derive(Debug)]
@@ -174,26 +176,11 @@ pub(super) fn forward(
         // contiguous `c x k` matrix at ξ·c·k, and M_ξ the `tiles x k` matrix at ξ·k with row
         // stride α²·k: all in bounds, and the products write disjoint elements.
         unsafe {
-            gemm::gemm(
-                tiles,
-                k,
-                c,
-                products_ptr.get().add(xi * k),
-                1,
-                (points * k) as isize,
-                false,
-                v.as_ptr().add(xi * c),
-                1,
-                (points * c) as isize,
-                u.as_ptr().add(xi * c * k),
-                1,
-                k as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+            product(
+                [tiles, c, k],
+                (products_ptr.get().add(xi * k), points * k),
+                (v.as_ptr().add(xi * c), points * c),
+                (u.as_ptr().add(xi * c * k), k),
             );
         }
     });
