@@ -29,7 +29,8 @@ pub fn select_device(choice: DeviceChoice) -> Result<(Device, String)> {
 #[cfg(feature = "gpu")]
 fn gpu() -> Result<Option<(Device, String)>> {
     use burn::tensor::wgpu::wgpu;
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::from_env_or_default());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapters =
         futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     let hardware = adapters.iter().map(|a| a.get_info()).find(|info| {
