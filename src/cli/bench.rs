@@ -84,12 +84,12 @@ pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
     if args.json {
         println!(
             "{}",
-            serde_json::json!({ "cores": cores, "backend": "flex", "rows": rows })
+            serde_json::json!({ "cores": cores, "backend": "cpu", "rows": rows })
         );
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "lucy bench: burn flex (CPU), {cores} cores, median of {} runs",
+        "lucy bench: CPU, {cores} cores, median of {} runs",
         args.runs
     );
     println!(

@@ -1,6 +1,7 @@
-//! `--device auto|cpu|gpu` for training and evaluation: burn's CPU backend (flex), or wgpu on a
-//! hardware GPU (feature `gpu`). `auto` takes the GPU only when wgpu sees a real one (not a
-//! software rasteriser such as llvmpipe, which is far slower than flex).
+//! `--device auto|cpu|gpu` for training and evaluation: the CPU (burn's flex device, on which
+//! the backbone is `model::CpuResNet50`), or wgpu on a hardware GPU (feature `gpu`). `auto`
+//! takes the GPU only when wgpu sees a real one (not a software rasteriser such as llvmpipe,
+//! which is far slower than the CPU).
 
 use anyhow::{Result, anyhow};
 use burn::prelude::Device;
@@ -14,7 +15,7 @@ pub enum DeviceChoice {
 
 /// The device, and a name for reports.
 pub fn select_device(choice: DeviceChoice) -> Result<(Device, String)> {
-    let cpu = || (Device::flex(), "cpu (burn flex)".to_string());
+    let cpu = || (Device::flex(), "cpu".to_string());
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
         DeviceChoice::Gpu => gpu()?.ok_or_else(|| {
