@@ -226,17 +226,21 @@ impl PackedConv {
     /// `relu(conv(x) + bias + residual)`, the ReLU only where this convolution has one.
     fn forward(&self, x: &Activations, residual: Option<&Activations>) -> Activations {
         assert_eq!(x.c, self.in_channels, "input channels");
+        let out_side = |side: usize| (side + 2 * self.padding - self.kernel) / self.stride + 1;
+        let (h, w) = (out_side(x.h), out_side(x.w));
+        let cout = self.out_channels;
+        if let Some(residual) = residual {
+            assert_eq!(
+                (residual.n, residual.h, residual.w, residual.c),
+                (x.n, h, w, cout)
+            );
+        }
         let weight = match &self.weights {
-            Algorithm::Winograd { variant, weights } if residual.is_none() => {
-                return winograd::forward(variant, x, weights, &self.bias, self.relu);
-            }
-            Algorithm::Winograd { .. } => {
-                unreachable!("no 3x3 convolution in ResNet50 has a residual")
+            Algorithm::Winograd { variant, weights } => {
+                return winograd::forward(variant, x, weights, &self.bias, residual, self.relu);
             }
             Algorithm::Im2col(weight) => weight,
         };
-        let out_side = |side: usize| (side + 2 * self.padding - self.kernel) / self.stride + 1;
-        let (h, w) = (out_side(x.h), out_side(x.w));
         let rows = x.n * h * w;
         let depth = self.kernel * self.kernel * self.in_channels;
         let cols: Cow<[f32]> = if self.kernel == 1 && self.stride == 1 {
@@ -244,15 +248,8 @@ impl PackedConv {
         } else {
             Cow::Owned(self.im2col(x, h, w))
         };
-        let cout = self.out_channels;
         let mut out = buffer(rows * cout);
-        if let Some(residual) = residual {
-            assert_eq!(
-                (residual.n, residual.h, residual.w, residual.c),
-                (x.n, h, w, cout)
-            );
-        }
-        let relu = self.relu || residual.is_some();
+        let relu = self.relu;
         matmul(
             &cols,
             weight,
@@ -577,12 +574,13 @@ mod tests {
             (3, 8, 7, 2, 3, 20, false, false),
             (16, 8, 1, 1, 0, 9, false, false),
             (16, 8, 1, 2, 0, 9, true, false),
-            // Winograd F(4x4) then F(2x2) (odd and even sides), and im2col for a 3x3 with
-            // over 256 inputs.
+            // Winograd F(4x4) then F(2x2) (odd and even sides, with a residual), and im2col
+            // for a 3x3 with over 256 inputs.
             (8, 8, 3, 1, 1, 7, false, false),
+            (8, 8, 3, 1, 1, 6, false, true),
             (8, 16, 3, 1, 1, 8, false, false),
             (136, 8, 3, 1, 1, 5, false, false),
-            (136, 8, 3, 1, 1, 6, false, false),
+            (136, 8, 3, 1, 1, 6, false, true),
             (264, 8, 3, 1, 1, 5, false, false),
             (8, 16, 1, 1, 0, 7, false, true),
         ];

@@ -116,12 +116,13 @@ pub(super) fn pack(variant: &Variant, oihw: &[f32], cin: usize, cout: usize) -> 
     u
 }
 
-/// `relu?(conv3x3(x) + bias)` with padding 1, stride 1.
+/// `relu?(conv3x3(x) + bias + residual)` with padding 1, stride 1.
 pub(super) fn forward(
     variant: &Variant,
     x: &Activations,
     u: &[f32],
     bias: &[f32],
+    residual: Option<&Activations>,
     relu: bool,
 ) -> Activations {
     let (c, k, m, alpha) = (x.c, bias.len(), variant.m, variant.alpha());
@@ -186,7 +187,7 @@ pub(super) fn forward(
     });
     recycle(v);
 
-    // Output transform, one output row at a time: Y = Aᵀ M A, then bias and ReLU.
+    // Output transform, one output row at a time: Y = Aᵀ M A, then bias, residual and ReLU.
     let (h, w) = (x.h, x.w);
     let mut out = buffer(x.n * h * w * k);
     for_each_chunk(&mut out, w * k, |row_out, row| {
@@ -203,7 +204,8 @@ pub(super) fn forward(
             for dx in 0..m.min(w - m * tx) {
                 let pixel = &mut row_out[(m * tx + dx) * k..][..k];
                 combine(pixel, &at[dx], |r| &s[r * k..][..k]);
-                finish_row(pixel, bias, None, relu);
+                let skip = residual.map(|r| &r.data[(row * w + m * tx + dx) * k..][..k]);
+                finish_row(pixel, bias, skip, relu);
             }
         }
     });
