@@ -8,8 +8,9 @@
 //!   im2col rows of other convolutions are runs of contiguous channels.
 //! - Weights are packed once at load into the `[kernel·kernel·in, out]` matrix the product needs.
 //! - Each convolution is one `gemm` product (the crate burn's own CPU backend uses, here with
-//!   its AVX-512 kernels where the CPU has them), split into one block per core; each core then
-//!   adds the bias and the residual and applies the ReLU to its block while it is in cache.
+//!   its AVX-512 kernels where the CPU has them), split into two blocks per core; each core
+//!   then adds the bias and the residual and applies the ReLU to its block while it is in
+//!   cache.
 //! - The 3x3 layers of stages 2–4 use Winograd's algorithm instead (see `winograd`).
 //! - Natively every step runs on all cores (rayon); in the browser it is single-threaded and
 //!   `gemm` uses wasm SIMD128.
@@ -325,9 +326,9 @@ fn finish_row(row: &mut [f32], bias: &[f32], skip: Option<&[f32]>, relu: bool) {
 
 /// `out[rows, cout] = cols[rows, depth] · weight[depth, cout]`, all row-major, then
 /// `finish(strip, row, first column)` on each row's strip of the result. Natively the product
-/// is split into one block per core along its larger side, each block a single-threaded
-/// `gemm` finished by the same thread while it is in cache: gemm's own threading lost half
-/// the speed on the small-but-wide products of the last stage (49 pixels, 2048 channels).
+/// is split into blocks along its larger side, each block a single-threaded `gemm` finished by
+/// the same thread while it is in cache: gemm's own threading lost half the speed on the
+/// small-but-wide products of the last stage (49 pixels, 2048 channels).
 fn matmul(
     cols: &[f32],
     weight: &[f32],
@@ -338,7 +339,10 @@ fn matmul(
     assert!(cols.len() == rows * depth && weight.len() == depth * cout && out.len() == rows * cout);
     let by_rows = rows >= cout;
     let (len, align) = if by_rows { (rows, 8) } else { (cout, 16) };
-    let step = len.div_ceil(threads()).next_multiple_of(align).min(len);
+    // Two blocks per core: the one free core takes the other's second block when a core is
+    // slowed (this machine is shared). One block per core measured slower and less steady,
+    // four slower again (each block packs its own share of the operands).
+    let step = len.div_ceil(2 * threads()).next_multiple_of(align).min(len);
     let out_ptr = SendPtr(out.as_mut_ptr());
     let block = |start: usize| {
         let size = step.min(len - start);
