@@ -193,3 +193,35 @@ fn import_is_cached_and_help_explains() {
         assert!(help.contains(flag), "{help}");
     }
 }
+
+/// The profile lists every convolution once, in order, with the algorithm that ran it.
+#[test]
+fn bench_layers_profiles_every_convolution() {
+    let out = lucy(
+        &["bench", "--layers", "--runs", "1", "--json"],
+        &weights_dir(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layers = report["layers"].as_array().unwrap();
+    let mut names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    let mut expected: Vec<String> = lucy::model::conv_specs()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(names, expected);
+    let algorithm = |name: &str| {
+        layers.iter().find(|l| l["name"] == name).unwrap()["algorithm"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(algorithm("conv1"), "im2col");
+    assert_eq!(algorithm("res2a_branch2b"), "Winograd F(4x4,3x3)");
+    assert_eq!(algorithm("res4a_branch2b"), "Winograd F(2x2,3x3)");
+    assert_eq!(algorithm("res5a_branch2b"), "im2col");
+    assert_eq!(algorithm("res2a_branch2c"), "product");
+    assert!(layers.iter().all(|l| l["ms"].as_f64().unwrap() > 0.0));
+}

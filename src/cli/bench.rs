@@ -11,7 +11,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::classifier::Classifier;
-use crate::preprocess::Input;
+use crate::model::{Backbone, LayerTime};
+use crate::preprocess::{INPUT_SIDE, Input};
 use crate::weights::Precision;
 use crate::weights::dir::WeightsDir;
 
@@ -26,6 +27,10 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Instead, profile the CPU backbone: time every convolution (f32, batch 1, the fastest of
+    /// --runs passes after a warm-up) with its algorithm and speed.
+    #[arg(long)]
+    layers: bool,
 }
 
 #[derive(Serialize)]
@@ -39,6 +44,9 @@ struct Row {
 }
 
 pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
+    if args.layers {
+        return layers(weights, args.runs, args.json);
+    }
     if args.batches.contains(&0) {
         anyhow::bail!("--batches: batch sizes must be at least 1");
     }
@@ -102,6 +110,80 @@ pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
             r.precision, r.load_ms, r.batch, r.batch_ms, r.per_image_ms, r.images_per_s
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct LayerRow {
+    name: String,
+    algorithm: &'static str,
+    input: [usize; 3],
+    out_channels: usize,
+    ms: f64,
+    /// Of the direct convolution: Winograd layers do fewer.
+    gflop_per_s: f64,
+}
+
+/// `lucy bench --layers`: where a forward pass spends its time.
+fn layers(weights: &Path, runs: u32, json: bool) -> Result<ExitCode> {
+    let dir = WeightsDir::open(weights)?;
+    let Backbone::Cpu(model) = dir.backbone(Precision::F32, &Device::flex())? else {
+        anyhow::bail!("the CPU backbone did not load");
+    };
+    let input = synthetic_input();
+    let mut fastest: Vec<LayerTime> = Vec::new();
+    let progress = super::bar(runs as u64 + 1, "profiling (passes)");
+    for pass in 0..=runs {
+        let mut times = Vec::new();
+        model.forward_timed(&input.chw, 1, INPUT_SIDE, &mut |t| times.push(t));
+        progress.inc(1);
+        if pass == 0 {
+            continue; // warm-up
+        }
+        if fastest.is_empty() {
+            fastest = times;
+        } else {
+            for (best, t) in fastest.iter_mut().zip(times) {
+                best.seconds = best.seconds.min(t.seconds);
+            }
+        }
+    }
+    progress.finish_and_clear();
+    let rows: Vec<LayerRow> = fastest
+        .into_iter()
+        .map(|t| LayerRow {
+            gflop_per_s: 2.0 * t.multiply_adds as f64 / t.seconds / 1e9,
+            ms: t.seconds * 1e3,
+            name: t.name,
+            algorithm: t.algorithm,
+            input: t.input,
+            out_channels: t.out_channels,
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::json!({ "runs": runs, "layers": rows }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let total_ms: f64 = rows.iter().map(|r| r.ms).sum();
+    println!("lucy bench --layers: CPU backbone, f32, batch 1, fastest of {runs} passes");
+    println!(
+        "{:<16} {:<20} {:>14} {:>5} {:>8} {:>7} {:>8}",
+        "layer", "algorithm", "input", "out", "ms", "share", "GFLOP/s"
+    );
+    for r in &rows {
+        let [h, w, c] = r.input;
+        println!(
+            "{:<16} {:<20} {:>14} {:>5} {:>8.3} {:>6.1}% {:>8.0}",
+            r.name,
+            r.algorithm,
+            format!("{h}x{w}x{c}"),
+            r.out_channels,
+            r.ms,
+            100.0 * r.ms / total_ms,
+            r.gflop_per_s
+        );
+    }
+    println!("all convolutions: {total_ms:.1} ms (GFLOP/s counts the direct convolution's work)");
     Ok(ExitCode::SUCCESS)
 }
 

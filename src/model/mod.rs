@@ -6,7 +6,7 @@ mod cpu;
 mod head;
 mod resnet;
 
-pub use cpu::CpuResNet50;
+pub use cpu::{CpuResNet50, LayerTime};
 pub use head::Head;
 pub use resnet::{ConvSpec, FEATURES, ResNet50, conv_specs};
 

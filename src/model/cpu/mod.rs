@@ -53,19 +53,68 @@ impl CpuResNet50 {
     /// `planar` holds `n` photos, each `[3, side, side]` channel-major. Returns `n` x 2048
     /// features, row-major.
     pub fn forward(&self, planar: &[f32], n: usize, side: usize) -> Vec<f32> {
+        self.forward_with(planar, n, side, &mut |conv, x, residual| {
+            conv.forward(x, residual)
+        })
+    }
+
+    /// [`Self::forward`], timing every convolution (`lucy bench --layers`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn forward_timed(
+        &self,
+        planar: &[f32],
+        n: usize,
+        side: usize,
+        record: &mut dyn FnMut(LayerTime),
+    ) -> Vec<f32> {
+        self.forward_with(planar, n, side, &mut |conv, x, residual| {
+            let started = std::time::Instant::now();
+            let y = conv.forward(x, residual);
+            record(LayerTime {
+                name: conv.name.clone(),
+                algorithm: conv.algorithm(),
+                input: [x.h, x.w, x.c],
+                out_channels: conv.out_channels,
+                multiply_adds: (y.n * y.h * y.w * y.c * conv.kernel * conv.kernel * x.c) as u64,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            y
+        })
+    }
+
+    /// The network, with `conv` running each convolution.
+    fn forward_with(
+        &self,
+        planar: &[f32],
+        n: usize,
+        side: usize,
+        conv: &mut dyn FnMut(&PackedConv, &Activations, Option<&Activations>) -> Activations,
+    ) -> Vec<f32> {
         let x = Activations::from_planar(planar, n, 3, side, side);
-        let x = self.stem.forward(&x, None);
+        let x = conv(&self.stem, &x, None);
         let mut x = max_pool_3x3_stride_2(&x);
         for block in &self.blocks {
-            let shortcut = block.projection.as_ref().map(|p| p.forward(&x, None));
-            let y = block.reduce.forward(&x, None);
-            let y = block.spatial.forward(&y, None);
-            x = block
-                .expand
-                .forward(&y, Some(shortcut.as_ref().unwrap_or(&x)));
+            let shortcut = block.projection.as_ref().map(|p| conv(p, &x, None));
+            let y = conv(&block.reduce, &x, None);
+            let y = conv(&block.spatial, &y, None);
+            x = conv(&block.expand, &y, Some(shortcut.as_ref().unwrap_or(&x)));
         }
         global_average(&x)
     }
+}
+
+/// One convolution's time in one forward pass (see [`CpuResNet50::forward_timed`]).
+#[derive(Debug, Clone)]
+pub struct LayerTime {
+    /// The Keras name (`res4a_branch2b`, …).
+    pub name: String,
+    pub algorithm: &'static str,
+    /// Height, width, channels.
+    pub input: [usize; 3],
+    pub out_channels: usize,
+    /// Of the direct convolution (what Winograd saves is not subtracted).
+    pub multiply_adds: u64,
+    pub seconds: f64,
 }
 
 /// `n` images of `h` x `w` pixels with `c` channels, channels-last: `data[((b·h + y)·w + x)·c + ch]`.
@@ -136,6 +185,7 @@ fn recycle(buffer: Vec<f32>) {
 /// A convolution with its batch-norm folded in, its weights packed for its algorithm.
 #[derive(Debug)]
 struct PackedConv {
+    name: String,
     kernel: usize,
     stride: usize,
     padding: usize,
@@ -213,6 +263,7 @@ impl PackedConv {
             Algorithm::Im2col(weight)
         };
         Self {
+            name: spec.name.clone(),
             kernel: k,
             stride: spec.stride,
             padding: spec.padding,
@@ -221,6 +272,14 @@ impl PackedConv {
             relu: !spec.is_projection(),
             weights,
             bias,
+        }
+    }
+
+    fn algorithm(&self) -> &'static str {
+        match &self.weights {
+            Algorithm::Winograd { variant, .. } => variant.name,
+            Algorithm::Im2col(_) if self.kernel == 1 && self.stride == 1 => "product",
+            Algorithm::Im2col(_) => "im2col",
         }
     }
 

@@ -16,6 +16,7 @@ use super::{
 /// One Winograd algorithm F(m x m, 3x3): its three transform matrices, row-major.
 #[derive(Debug)]
 pub(super) struct Variant {
+    pub(super) name: &'static str,
     /// Outputs per tile side.
     m: usize,
     /// Input transform Bᵀ, α x α.
@@ -34,6 +35,7 @@ impl Variant {
 
 /// F(2x2, 3x3): 4x4 input tiles, transforms of 0 and ±1.
 pub(super) const F2X2: Variant = Variant {
+    name: "Winograd F(2x2,3x3)",
     m: 2,
     #[rustfmt::skip]
     bt: &[
@@ -58,6 +60,7 @@ pub(super) const F2X2: Variant = Variant {
 
 /// F(4x4, 3x3): 6x6 input tiles (the points 0, ±1, ±2 and ∞).
 pub(super) const F4X4: Variant = Variant {
+    name: "Winograd F(4x4,3x3)",
     m: 4,
     #[rustfmt::skip]
     bt: &[
