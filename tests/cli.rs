@@ -225,3 +225,28 @@ fn bench_layers_profiles_every_convolution() {
     assert_eq!(algorithm("res2a_branch2c"), "product");
     assert!(layers.iter().all(|l| l["ms"].as_f64().unwrap() > 0.0));
 }
+
+/// `lucy … | head` stops quietly when the reader goes away, instead of panicking.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lucy"))
+        .args(["bench", "--layers", "--runs", "1"])
+        .env("LUCY_WEIGHTS", weights_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lucy runs");
+    drop(child.stdout.take()); // the reader goes away before lucy prints anything
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
