@@ -172,18 +172,9 @@ impl ResNet50 {
                 projection: b.projection,
             })
             .collect();
-        // Keras: ZeroPadding2D(1) then MaxPool 3x3/2 'valid'. Padding with zeros or with -inf
-        // is the same here because the input comes out of a ReLU (all values ≥ 0).
-        let max_pool = MaxPool2d {
-            stride: [2, 2],
-            kernel_size: [3, 3],
-            padding: PaddingConfig2d::Explicit(1, 1, 1, 1),
-            dilation: [1, 1],
-            ceil_mode: false,
-        };
         Ok(Self {
             stem,
-            max_pool,
+            max_pool: max_pool(),
             blocks,
         })
     }
@@ -199,7 +190,20 @@ impl ResNet50 {
     }
 }
 
-fn conv(
+/// Keras: ZeroPadding2D(1) then MaxPool 3x3/2 'valid'. Padding with zeros or with -inf is the
+/// same here because the input comes out of a ReLU (all values ≥ 0).
+pub(super) fn max_pool() -> MaxPool2d {
+    MaxPool2d {
+        stride: [2, 2],
+        kernel_size: [3, 3],
+        padding: PaddingConfig2d::Explicit(1, 1, 1, 1),
+        dilation: [1, 1],
+        ceil_mode: false,
+    }
+}
+
+/// One convolution as a burn module, its weights taken out of `tensors`.
+pub(super) fn conv(
     spec: &ConvSpec,
     tensors: &mut NamedTensors,
     device: &Device,

@@ -309,7 +309,6 @@ impl PackedConv {
             Cow::Owned(self.im2col(x, h, w))
         };
         let mut out = buffer(rows * cout);
-        let relu = self.relu;
         matmul(
             &cols,
             weight,
@@ -317,7 +316,7 @@ impl PackedConv {
             [rows, depth, cout],
             |strip, row, c0| {
                 let skip = residual.map(|s| &s.data[row * cout + c0..][..strip.len()]);
-                finish_row(strip, &self.bias[c0..][..strip.len()], skip, relu);
+                finish_row(strip, &self.bias[c0..][..strip.len()], skip, self.relu);
             },
         );
         if let Cow::Owned(cols) = cols {
@@ -341,7 +340,7 @@ impl PackedConv {
         for_each_chunk(&mut cols, depth * ROWS_PER_TASK, |chunk, first| {
             for (r, row) in chunk.chunks_mut(depth).enumerate() {
                 let pixel = first * ROWS_PER_TASK + r;
-                let (b, oy, ox) = (pixel / (h * w), pixel / w % h, pixel % w);
+                let (b, oy, ox) = position(pixel, h, w);
                 // Input column of the window's left edge (negative: in the padding).
                 let left = (ox * self.stride) as isize - self.padding as isize;
                 // The window's columns inside the image, [inside.0, inside.1) of 0..k: one
@@ -367,6 +366,11 @@ impl PackedConv {
         });
         cols
     }
+}
+
+/// (image, row, column) of the `index`-th point of `n` images of `h` x `w`, images then rows.
+fn position(index: usize, h: usize, w: usize) -> (usize, usize, usize) {
+    (index / (h * w), index / w % h, index % w)
 }
 
 /// One output pixel's last step: `relu?(row + bias + skip)`. Separate simple loops over a row
@@ -477,7 +481,7 @@ fn max_pool_3x3_stride_2(x: &Activations) -> Activations {
     for_each_chunk(&mut out, c * ROWS_PER_TASK, |chunk, first| {
         for (r, pixel_out) in chunk.chunks_mut(c).enumerate() {
             let pixel = first * ROWS_PER_TASK + r;
-            let (b, oy, ox) = (pixel / (h * w), pixel / w % h, pixel % w);
+            let (b, oy, ox) = position(pixel, h, w);
             pixel_out.fill(f32::NEG_INFINITY);
             for iy in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(x.h) {
                 for ix in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(x.w) {
@@ -578,14 +582,11 @@ impl SendPtr {
 
 #[cfg(test)]
 mod tests {
-    use burn::module::Param;
-    use burn::nn::PaddingConfig2d;
-    use burn::nn::conv::Conv2d;
-    use burn::nn::pool::MaxPool2d;
     use burn::prelude::*;
     use burn::tensor::activation::relu;
 
     use super::*;
+    use crate::model::resnet;
 
     /// Deterministic values in [-1, 1).
     fn values(len: usize, seed: u32) -> Vec<f32> {
@@ -669,6 +670,7 @@ mod tests {
                 ),
                 (format!("{}.bias", spec.name), (vec![cout], bias.clone())),
             ]);
+            let burn_conv = resnet::conv(&spec, &mut tensors.clone(), &device).unwrap();
             let (oihw, packed_bias) = take_conv(&spec, &mut tensors).unwrap();
             let ours = PackedConv::pack(&spec, &oihw, packed_bias);
             let winograd = matches!(ours.weights, Algorithm::Winograd { .. });
@@ -691,21 +693,6 @@ mod tests {
                 )
             });
 
-            let burn_conv = Conv2d {
-                weight: Param::from_tensor(Tensor::from_data(
-                    TensorData::new(weight, spec.weight_shape()),
-                    &device,
-                )),
-                bias: Some(Param::from_tensor(Tensor::from_data(
-                    TensorData::new(bias, [cout]),
-                    &device,
-                ))),
-                stride: [stride; 2],
-                kernel_size: [k; 2],
-                dilation: [1, 1],
-                groups: 1,
-                padding: PaddingConfig2d::Explicit(padding, padding, padding, padding),
-            };
             let mut expected = burn_conv.forward(burn_tensor(&x, &device));
             if let Some(skip) = &skip {
                 expected = expected + burn_tensor(skip, &device);
@@ -726,13 +713,7 @@ mod tests {
                 .map(|v| v.max(0.0))
                 .collect();
             let x = Activations::from_planar(&planar, 2, 5, side, side);
-            let pool = MaxPool2d {
-                stride: [2, 2],
-                kernel_size: [3, 3],
-                padding: PaddingConfig2d::Explicit(1, 1, 1, 1),
-                dilation: [1, 1],
-                ceil_mode: false,
-            };
+            let pool = resnet::max_pool();
             assert_close(
                 &max_pool_3x3_stride_2(&x),
                 pool.forward(burn_tensor(&x, &device)),

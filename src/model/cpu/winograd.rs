@@ -10,7 +10,8 @@
 //! products write `m[(t·α² + ξ)·out + co]`, and the output transform reads one tile at a time.
 
 use super::{
-    Activations, SendPtr, buffer, finish_row, for_each_chunk, for_each_item, product, recycle,
+    Activations, SendPtr, buffer, finish_row, for_each_chunk, for_each_item, position, product,
+    recycle,
 };
 
 /// One Winograd algorithm F(m x m, 3x3): its three transform matrices, row-major.
@@ -145,7 +146,7 @@ pub(super) fn forward(
         let mut rows = vec![0.0f32; points * c];
         for (i, tile) in chunk.chunks_mut(points * c).enumerate() {
             let t = first * TILES_PER_TASK + i;
-            let (b, ty, tx) = (t / (tiles_y * tiles_x), t / tiles_x % tiles_y, t % tiles_x);
+            let (b, ty, tx) = position(t, tiles_y, tiles_x);
             for (p, pixel) in d.chunks_mut(c).enumerate() {
                 let iy = (m * ty + p / alpha) as isize - 1;
                 let ix = (m * tx + p % alpha) as isize - 1;
