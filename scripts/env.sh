@@ -39,26 +39,33 @@ build_site() {
   TRUNK_OFFLINE=true TRUNK_SKIP_VERSION_CHECK=true trunk build --release
 }
 
-# Debian's Chromium and the test driver (playwright-core, pinned in its package-lock.json).
+# Chromium for the browser tests and benchmarks: $CHROMIUM, else /usr/bin/chromium, installed
+# with apt on Debian and Ubuntu; elsewhere the message says what to install. The test driver is
+# playwright-core, pinned in tests/browser/package-lock.json.
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 ensure_browser() {
-  if [ ! -x /usr/bin/chromium ]; then
-    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium
+  if [ ! -x "$CHROMIUM" ]; then
+    if [ "$CHROMIUM" = /usr/bin/chromium ] && command -v apt-get >/dev/null \
+      && grep -qiE '^(ID|ID_LIKE)=.*(debian|ubuntu)' /etc/os-release 2>/dev/null; then
+      local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+      $sudo apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium
+    else
+      echo "The browser tests need Chromium (or Chrome) at $CHROMIUM. Install it with your" >&2
+      echo "package manager (Fedora: dnf install chromium; Arch: pacman -S chromium; macOS:" >&2
+      echo "brew install --cask chromium) and set CHROMIUM=/path/to/the/binary." >&2
+      return 1
+    fi
   fi
   if [ ! -d tests/browser/node_modules/playwright-core ]; then
     (cd tests/browser && npm ci --no-audit --no-fund)
   fi
 }
 
-# Test photos without a licence to copy live beside the project, in ../shared (never in it).
-# The tests find them there; a checkout elsewhere can point at them with LUCY_SHARED.
-if [ -z "${LUCY_SHARED:-}" ]; then
-  for candidate in "$PWD/../shared" /work/shared; do
-    if [ -d "$candidate/fixtures/resnet50-reference" ]; then LUCY_SHARED=$(cd "$candidate" && pwd); break; fi
-  done
-fi
-if [ -n "${LUCY_SHARED:-}" ]; then
-  export LUCY_SHARED_FIXTURES="${LUCY_SHARED_FIXTURES:-$LUCY_SHARED/fixtures/resnet50-reference}"
-  export LUCY_CATSDOGS="${LUCY_CATSDOGS:-$LUCY_SHARED/data/catsdogs}"
-fi
+# Test photos without a licence to copy live beside the project, in ../shared (never in it);
+# a checkout elsewhere points at them with LUCY_SHARED. Without them, the tests that need them
+# are named and skipped (see scripts/test).
+export LUCY_SHARED="${LUCY_SHARED:-$(cd .. && pwd)/shared}"
+have_shared() {
+  [ -d "$LUCY_SHARED/fixtures/resnet50-reference" ] && [ -d "$LUCY_SHARED/data/catsdogs/train" ]
+}

@@ -3,9 +3,9 @@
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::model::{Backbone, Head, ModelError, NamedTensors};
+use crate::model::{Backbone, Head};
 use crate::preprocess::{INPUT_SIDE, Input};
-use crate::weights::bundle::{HeadFile, WeightsError, decode_backbone};
+use crate::weights::bundle::{HeadFile, WeightsError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {
@@ -69,41 +69,10 @@ impl Classifier {
     }
 }
 
-/// Load a backbone from the bytes of a bundle file (f32 or int8).
-pub fn load_backbone(file: &str, bytes: &[u8], device: &Device) -> Result<Backbone, WeightsError> {
-    let tensors = decode_backbone(file, bytes)?;
-    Backbone::from_tensors(tensors, device).map_err(|source| WeightsError::Model {
-        file: file.into(),
-        source,
-    })
-}
-
+/// A head file as a burn module and its labels.
 fn build_head(head: HeadFile, device: &Device) -> Result<(Head, Vec<String>), WeightsError> {
-    let HeadFile {
-        name,
-        labels,
-        tensors,
-    } = head;
-    let model_error = |source| WeightsError::Model {
-        file: name.clone(),
-        source,
-    };
-    let classes = head_classes(&tensors);
-    if classes != labels.len() {
-        return Err(model_error(ModelError::LabelCount {
-            weights: classes,
-            labels: labels.len(),
-        }));
-    }
-    let head = Head::from_tensors(tensors, device).map_err(model_error)?;
-    Ok((head, labels))
-}
-
-fn head_classes(tensors: &NamedTensors) -> usize {
-    tensors
-        .get("weight")
-        .and_then(|(shape, _)| shape.get(1).copied())
-        .unwrap_or(0)
+    let (weights, labels) = head.into_weights()?;
+    Ok((Head::new(weights, device), labels))
 }
 
 /// Stack preprocessed photos into a `[N, 3, 224, 224]` batch.

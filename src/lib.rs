@@ -2,16 +2,20 @@
 //! classifying photos natively and in the browser with burn.
 //!
 //! Two flows (see README, "Architecture"):
-//! - a photo becomes an answer: [`preprocess`] → [`model::ResNet50`] → [`model::Head`] →
+//! - a photo becomes an answer: [`preprocess`] → [`model::Backbone`] → [`model::Head`] →
 //!   [`classifier::top_k`];
 //! - weights become a bundle: [`weights`] (import, fold, quantize, bundle, verify).
+//!
+//! Modules depend one way: `preprocess`, `model` ← `weights` ← `classifier` ← `train` ←
+//! `cli` / `web`. Platform code lives at the edges: `cli` (feature `cli`) and `train`
+//! (feature `train`) are native only, `web` is wasm only.
 
 pub mod classifier;
 pub mod model;
 pub mod preprocess;
 pub mod weights;
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod cli;
 #[cfg(all(feature = "train", not(target_arch = "wasm32")))]
 pub mod train;

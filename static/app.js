@@ -267,8 +267,8 @@ function fillHeadSelector() {
   for (const head of state.manifest.heads) {
     const option = document.createElement("option");
     option.value = head.name;
-    option.textContent =
-      head.name === "imagenet" ? "ImageNet (1000 classes)" : `${head.name} (${head.labels.join(" / ")})`;
+    // The manifest lists names and files; a head's labels live in its file (shown once loaded).
+    option.textContent = head.name === "imagenet" ? "ImageNet (1000 classes)" : head.name;
     select.append(option);
   }
   select.value = state.headName;
@@ -501,7 +501,7 @@ async function cameraLoop(camera) {
     } finally {
       state.busy = false;
     }
-    // Let the page paint and take input between frames (the CPU backend runs on this thread).
+    // A short pause between frames: the worker never queues frames, and the page stays calm.
     await new Promise((r) => setTimeout(r, 30));
   }
 }

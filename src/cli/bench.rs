@@ -14,6 +14,7 @@ use crate::classifier::Classifier;
 use crate::model::{Backbone, LayerTime};
 use crate::preprocess::{INPUT_SIDE, Input};
 use crate::weights::Precision;
+use crate::weights::bundle::IMAGENET_HEAD;
 use crate::weights::dir::WeightsDir;
 
 #[derive(Args)]
@@ -63,7 +64,7 @@ pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
     for precision in [Precision::F32, Precision::Int8] {
         let started = Instant::now();
         let backbone = dir.backbone(precision, &device)?;
-        let classifier = Classifier::new(backbone, dir.head("imagenet")?, &device)?;
+        let classifier = Classifier::new(backbone, dir.head(IMAGENET_HEAD)?, &device)?;
         let load = started.elapsed();
         for &batch in &args.batches {
             let inputs = vec![synthetic_input(); batch];
@@ -135,7 +136,9 @@ fn layers(weights: &Path, runs: u32, json: bool) -> Result<ExitCode> {
     let progress = super::bar(runs as u64 + 1, "profiling (passes)");
     for pass in 0..=runs {
         let mut times = Vec::new();
-        model.forward_timed(&input.chw, 1, INPUT_SIDE, &mut |t| times.push(t));
+        let origin = Instant::now();
+        let clock = || origin.elapsed().as_secs_f64();
+        model.forward_timed(&input.chw, 1, INPUT_SIDE, &clock, &mut |t| times.push(t));
         progress.inc(1);
         if pass == 0 {
             continue; // warm-up

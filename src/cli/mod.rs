@@ -14,8 +14,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::weights::Precision;
-use crate::weights::dir::DEFAULT_DIR;
-use crate::weights::import::{ImportOptions, ImportOutcome, default_cache_dir, import};
+use crate::weights::dir::{DEFAULT_DIR, default_cache_dir};
+use crate::weights::import::{ImportOptions, ImportOutcome, import};
 
 #[derive(Parser)]
 #[command(
@@ -152,4 +152,33 @@ pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
         ))
         .expect("valid template"),
     )
+}
+
+/// The library's progress reports ([`crate::train::Progress`]) as one bar per stage.
+#[cfg(feature = "train")]
+#[derive(Default)]
+pub(crate) struct Bars(std::cell::RefCell<Option<ProgressBar>>);
+
+#[cfg(feature = "train")]
+impl crate::train::Progress for Bars {
+    fn begin(&self, stage: &str, total: u64) {
+        if let Some(old) = self.0.replace(Some(bar(total, stage))) {
+            old.finish_and_clear();
+        }
+    }
+
+    fn step(&self, note: Option<String>) {
+        if let Some(bar) = &*self.0.borrow() {
+            bar.inc(1);
+            if let Some(note) = note {
+                bar.set_message(note);
+            }
+        }
+    }
+
+    fn end(&self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+    }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::PrecisionArg;
 use crate::classifier::{Classifier, Prediction};
 use crate::preprocess::preprocess_bytes;
+use crate::weights::bundle::IMAGENET_HEAD;
 use crate::weights::dir::WeightsDir;
 
 #[derive(Args)]
@@ -20,7 +21,7 @@ pub struct PredictArgs {
     photos: Vec<PathBuf>,
     /// A head named in weights/manifest.json (`imagenet`, or one made by `lucy train`), or the
     /// path of a head file.
-    #[arg(long, default_value = "imagenet")]
+    #[arg(long, default_value = IMAGENET_HEAD)]
     head: String,
     /// Backbone precision: int8 is what the web page uses; f32 is the unquantized reference.
     #[arg(long, value_enum, default_value = "int8")]

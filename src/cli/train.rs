@@ -4,15 +4,33 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use super::PrecisionArg;
+use super::{Bars, PrecisionArg};
 use crate::train::data::SplitOptions;
 use crate::train::fit::FitConfig;
 use crate::train::report::Skipped;
 use crate::train::{
     DeviceChoice, EvalOptions, TrainOptions, default_feature_cache, evaluate, report_path, train,
 };
+
+/// `--device`, mapped onto the library's [`DeviceChoice`].
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+impl From<DeviceArg> for DeviceChoice {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Gpu => DeviceChoice::Gpu,
+        }
+    }
+}
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -64,7 +82,7 @@ pub struct TrainArgs {
     cache_dir: PathBuf,
     /// auto takes a hardware GPU (wgpu) when there is one, else the CPU.
     #[arg(long, value_enum, default_value = "auto")]
-    device: DeviceChoice,
+    device: DeviceArg,
 }
 
 #[derive(Args)]
@@ -83,7 +101,7 @@ pub struct EvalArgs {
     cache_dir: PathBuf,
     /// auto takes a hardware GPU (wgpu) when there is one, else the CPU.
     #[arg(long, value_enum, default_value = "auto")]
-    device: DeviceChoice,
+    device: DeviceArg,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -103,30 +121,33 @@ fn dropout_probability(value: &str) -> Result<f64, String> {
 }
 
 pub fn run_train(weights: &Path, args: TrainArgs) -> Result<ExitCode> {
-    let metrics = train(&TrainOptions {
-        data_dir: args.data,
-        split: SplitOptions {
-            seed: args.seed,
-            val_fraction: args.val_fraction,
-            test_fraction: args.test_fraction,
+    let metrics = train(
+        &TrainOptions {
+            data_dir: args.data,
+            split: SplitOptions {
+                seed: args.seed,
+                val_fraction: args.val_fraction,
+                test_fraction: args.test_fraction,
+            },
+            fit: FitConfig {
+                epochs: args.epochs as usize,
+                batch_size: args.batch_size as usize,
+                learning_rate: args.learning_rate,
+                weight_decay: args.weight_decay,
+                dropout: args.dropout,
+                class_weights: !args.no_class_weights,
+                patience: Some(args.patience),
+                seed: args.seed,
+            },
+            augment: args.augment,
+            name: args.name,
+            out: args.out,
+            weights_dir: weights.to_path_buf(),
+            cache_dir: args.cache_dir,
+            device: args.device.into(),
         },
-        fit: FitConfig {
-            epochs: args.epochs as usize,
-            batch_size: args.batch_size as usize,
-            learning_rate: args.learning_rate,
-            weight_decay: args.weight_decay,
-            dropout: args.dropout,
-            class_weights: !args.no_class_weights,
-            patience: Some(args.patience),
-            seed: args.seed,
-        },
-        augment: args.augment,
-        name: args.name,
-        out: args.out,
-        weights_dir: weights.to_path_buf(),
-        cache_dir: args.cache_dir,
-        device: args.device,
-    })?;
+        &Bars::default(),
+    )?;
 
     print_skipped(&metrics.skipped);
     if !metrics.skipped.is_empty() {
@@ -183,14 +204,17 @@ pub fn run_train(weights: &Path, args: TrainArgs) -> Result<ExitCode> {
 }
 
 pub fn run_eval(weights: &Path, args: EvalArgs) -> Result<ExitCode> {
-    let report = evaluate(&EvalOptions {
-        data_dir: args.data,
-        head: args.head,
-        precision: args.precision.into(),
-        weights_dir: weights.to_path_buf(),
-        cache_dir: args.cache_dir,
-        device: args.device,
-    })?;
+    let report = evaluate(
+        &EvalOptions {
+            data_dir: args.data,
+            head: args.head,
+            precision: args.precision.into(),
+            weights_dir: weights.to_path_buf(),
+            cache_dir: args.cache_dir,
+            device: args.device.into(),
+        },
+        &Bars::default(),
+    )?;
     print_skipped(&report.skipped);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -8,14 +8,20 @@ use burn::tensor::activation::softmax;
 
 use super::{FEATURES, ModelError, NamedTensors, ensure_all_used, take};
 
-#[derive(Module, Debug)]
-pub struct Head {
-    pub linear: Linear,
+/// A head's weights as plain values, shapes checked: what [`Head`] is built from, and what
+/// training and evaluation compute with directly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadWeights {
+    /// `[2048, classes]`, row-major (Keras layout: features × classes).
+    pub weight: Vec<f32>,
+    /// `[classes]`.
+    pub bias: Vec<f32>,
+    pub classes: usize,
 }
 
-impl Head {
-    /// Build from `weight` [2048, N] (Keras layout: features × classes) and `bias` [N].
-    pub fn from_tensors(mut tensors: NamedTensors, device: &Device) -> Result<Self, ModelError> {
+impl HeadWeights {
+    /// From `weight` [2048, N] and `bias` [N], nothing else.
+    pub fn from_tensors(mut tensors: NamedTensors) -> Result<Self, ModelError> {
         let classes = tensors
             .get("weight")
             .map(|(shape, _)| shape.get(1).copied().unwrap_or(0))
@@ -27,6 +33,26 @@ impl Head {
         let bias = take(&mut tensors, "bias", &[classes])?;
         ensure_all_used(&tensors)?;
         Ok(Self {
+            weight,
+            bias,
+            classes,
+        })
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Head {
+    pub linear: Linear,
+}
+
+impl Head {
+    pub fn new(weights: HeadWeights, device: &Device) -> Self {
+        let HeadWeights {
+            weight,
+            bias,
+            classes,
+        } = weights;
+        Self {
             linear: Linear {
                 weight: Param::from_tensor(Tensor::from_data(
                     TensorData::new(weight, [FEATURES, classes]),
@@ -37,7 +63,7 @@ impl Head {
                     device,
                 ))),
             },
-        })
+        }
     }
 
     pub fn classes(&self) -> usize {

@@ -7,7 +7,7 @@ mod head;
 mod resnet;
 
 pub use cpu::{CpuResNet50, LayerTime};
-pub use head::Head;
+pub use head::{Head, HeadWeights};
 pub use resnet::{ConvSpec, FEATURES, ResNet50, conv_specs};
 
 use std::collections::HashMap;

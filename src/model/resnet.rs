@@ -42,6 +42,25 @@ impl ConvSpec {
     pub fn is_projection(&self) -> bool {
         self.name.ends_with("_branch1")
     }
+
+    /// Take this convolution's folded weight `[out, in, k, k]` and bias `[out]` out of
+    /// `tensors`, shapes checked: how both backbone forms load a convolution.
+    pub(crate) fn take_weights(
+        &self,
+        tensors: &mut NamedTensors,
+    ) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+        let weight = take(
+            tensors,
+            &format!("{}.weight", self.name),
+            &self.weight_shape(),
+        )?;
+        let bias = take(
+            tensors,
+            &format!("{}.bias", self.name),
+            &[self.out_channels],
+        )?;
+        Ok((weight, bias))
+    }
 }
 
 /// (stage number, blocks, bottleneck width, output channels, stride of the first block)
@@ -209,12 +228,7 @@ pub(super) fn conv(
     device: &Device,
 ) -> Result<Conv2d, ModelError> {
     let shape = spec.weight_shape();
-    let weight = take(tensors, &format!("{}.weight", spec.name), &shape)?;
-    let bias = take(
-        tensors,
-        &format!("{}.bias", spec.name),
-        &[spec.out_channels],
-    )?;
+    let (weight, bias) = spec.take_weights(tensors)?;
     let p = spec.padding;
     Ok(Conv2d {
         weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, shape), device)),

@@ -6,7 +6,7 @@
 use anyhow::{Result, anyhow};
 use burn::prelude::Device;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
     Auto,
     Cpu,

@@ -1,6 +1,6 @@
 //! Backbone features, computed once per photo (and per augmented view) and cached on disk,
-//! keyed by the photo's content hash and the backbone file's hash: training again with other
-//! settings does no backbone work at all.
+//! keyed by the photo's content hash, the backbone file's hash and the version of the code
+//! that computes them: training again with other settings does no backbone work at all.
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use burn::prelude::Device;
 use image::RgbImage;
 use image::imageops::FilterType;
-use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::data::Photo;
+use super::progress::Progress;
 use super::report::Skipped;
 use crate::classifier::input_batch;
 use crate::model::{Backbone, FEATURES};
@@ -25,15 +25,21 @@ use crate::weights::dir::{WeightsDir, write_atomic};
 /// How many photos go through the backbone at once.
 const BATCH: usize = 8;
 
-/// Features on disk: `<root>/<backbone sha256 prefix>/<key>.f32`.
+/// The version of the code that turns a photo into features (decoding, preprocessing, the
+/// augmentation's crops and flips). Bump it whenever that code changes what it computes:
+/// features cached by the old code are then never reused.
+const FEATURES_VERSION: u32 = 2;
+
+/// Features on disk: `<root>/v<FEATURES_VERSION>-<backbone sha256 prefix>/<key>.f32`.
 pub struct FeatureCache {
     dir: PathBuf,
 }
 
 impl FeatureCache {
     pub fn new(root: &Path, backbone_sha256: &str) -> Self {
+        let backbone = backbone_sha256.get(..16).unwrap_or(backbone_sha256);
         Self {
-            dir: root.join(backbone_sha256.get(..16).unwrap_or(backbone_sha256)),
+            dir: root.join(format!("v{FEATURES_VERSION}-{backbone}")),
         }
     }
 
@@ -113,7 +119,7 @@ impl<'a> Extractor<'a> {
         &self,
         photos: &[Photo],
         views: &[View],
-        progress: &ProgressBar,
+        progress: &dyn Progress,
     ) -> Result<Extraction, WeightsError> {
         let mut out = Extraction {
             samples: Vec::new(),
@@ -125,7 +131,7 @@ impl<'a> Extractor<'a> {
         // Cache misses waiting for a batch: (sample slot, cache key, input).
         let mut pending: Vec<(usize, String, Input)> = Vec::new();
         for (index, photo) in photos.iter().enumerate() {
-            progress.inc(1);
+            progress.step(None);
             let bytes = match std::fs::read(&photo.path) {
                 Ok(bytes) => bytes,
                 Err(e) => {

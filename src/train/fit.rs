@@ -8,12 +8,12 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
+use super::progress::Progress;
 use crate::model::FEATURES;
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,7 +65,7 @@ pub fn fit(
     classes: usize,
     config: &FitConfig,
     device: &Device,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Fitted {
     let device = device.clone().autodiff();
     device.seed(config.seed);
@@ -121,10 +121,9 @@ pub fn fit(
             val_loss,
             val_accuracy,
         });
-        progress.inc(1);
-        progress.set_message(format!(
+        progress.step(Some(format!(
             "val accuracy {val_accuracy:.3}, val loss {val_loss:.3}"
-        ));
+        )));
 
         // Best = highest validation accuracy, then lowest validation loss.
         let better = best.as_ref().is_none_or(|(_, acc, loss, ..)| {
@@ -206,6 +205,7 @@ fn read(data: TensorData) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::progress::Silent;
 
     #[test]
     fn class_weights_balance_the_classes() {
@@ -241,7 +241,7 @@ mod tests {
             seed: 3,
         };
         let device = Device::flex();
-        let run = || fit(&split, &split, 2, &config, &device, &ProgressBar::hidden());
+        let run = || fit(&split, &split, 2, &config, &device, &Silent);
         let (a, b) = (run(), run());
         assert_eq!(a.history.last().unwrap().val_accuracy, 1.0);
         assert_eq!(a.weight, b.weight, "same seed, same head");

@@ -5,6 +5,7 @@ pub mod data;
 mod device;
 pub mod features;
 pub mod fit;
+mod progress;
 pub mod report;
 
 use std::collections::HashMap;
@@ -12,15 +13,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 pub use device::{DeviceChoice, select_device};
+pub use progress::{Progress, Silent};
 
 use crate::weights::Precision;
-use crate::weights::bundle::{HeadFile, encode_head, sha256_hex};
-use crate::weights::dir::{WeightsDir, write_atomic};
-use crate::weights::import::IMAGENET_HEAD;
+use crate::weights::bundle::{IMAGENET_HEAD, encode_head, sha256_hex};
+use crate::weights::dir::{WeightsDir, default_cache_dir, write_atomic};
 use data::{Photo, SplitOptions, load_dataset, load_eval_photos};
 use features::{Extraction, Extractor, View};
 use fit::{FitConfig, Fitted, Split, argmax, fit, head_probabilities};
@@ -42,10 +42,10 @@ pub struct TrainOptions {
 
 /// Where `lucy train` and `lucy eval` keep backbone features by default.
 pub fn default_feature_cache() -> PathBuf {
-    crate::weights::import::default_cache_dir().join("features")
+    default_cache_dir().join("features")
 }
 
-pub fn train(options: &TrainOptions) -> Result<TrainMetrics> {
+pub fn train(options: &TrainOptions, progress: &dyn Progress) -> Result<TrainMetrics> {
     let started = Instant::now();
     check_head_name(&options.name)?;
     // Every layout problem is reported before any photo is decoded.
@@ -56,19 +56,19 @@ pub fn train(options: &TrainOptions) -> Result<TrainMetrics> {
     // Features: the frozen f32 backbone, each photo (and augmented view) once, cached.
     let extractor = Extractor::new(&weights, Precision::F32, &device, &options.cache_dir)?;
     let feature_started = Instant::now();
-    let progress = progress_bar(
-        (dataset.train.len() + dataset.val.len() + dataset.test.len()) as u64,
+    progress.begin(
         "features",
+        (dataset.train.len() + dataset.val.len() + dataset.test.len()) as u64,
     );
     let mut train_views = vec![View::Original];
     train_views.extend((0..options.augment).map(|index| View::Augmented {
         seed: options.fit.seed,
         index,
     }));
-    let train_x = extractor.extract(&dataset.train, &train_views, &progress)?;
-    let val_x = extractor.extract(&dataset.val, &[View::Original], &progress)?;
-    let test_x = extractor.extract(&dataset.test, &[View::Original], &progress)?;
-    progress.finish_and_clear();
+    let train_x = extractor.extract(&dataset.train, &train_views, progress)?;
+    let val_x = extractor.extract(&dataset.val, &[View::Original], progress)?;
+    let test_x = extractor.extract(&dataset.test, &[View::Original], progress)?;
+    progress.end();
     let features = FeatureStats {
         backbone_passes: train_x.computed + val_x.computed + test_x.computed,
         cached: train_x.cached + val_x.cached + test_x.cached,
@@ -106,7 +106,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainMetrics> {
     let train_started = Instant::now();
     let (train_f, train_y) = samples(&dataset.train, &train_x);
     let (val_f, val_y) = samples(&dataset.val, &val_x);
-    let fit_progress = progress_bar(options.fit.epochs as u64, "training (epochs)");
+    progress.begin("training (epochs)", options.fit.epochs as u64);
     let fitted = fit(
         &Split {
             features: &train_f,
@@ -119,9 +119,9 @@ pub fn train(options: &TrainOptions) -> Result<TrainMetrics> {
         classes.len(),
         &options.fit,
         &device,
-        &fit_progress,
+        progress,
     );
-    fit_progress.finish_and_clear();
+    progress.end();
     let train_seconds = train_started.elapsed().as_secs_f64();
 
     let val_confusion = confusion(classes, &fitted, &val_f, &val_y);
@@ -137,7 +137,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainMetrics> {
             write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
             path.clone()
         }
-        None => weights.register_head(&options.name, classes, &bytes)?,
+        None => weights.register_head(&options.name, &bytes)?,
     };
     let metrics = TrainMetrics {
         head: options.name.clone(),
@@ -233,10 +233,6 @@ fn find_duplicates<'a>(
     found
 }
 
-pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
-    crate::cli::bar(len, what)
-}
-
 pub struct EvalOptions {
     pub data_dir: PathBuf,
     pub head: String,
@@ -268,14 +264,12 @@ pub struct EvalReport {
     pub backbone_passes: usize,
 }
 
-pub fn evaluate(options: &EvalOptions) -> Result<EvalReport> {
+pub fn evaluate(options: &EvalOptions, progress: &dyn Progress) -> Result<EvalReport> {
     let (folder_classes, photos) = load_eval_photos(&options.data_dir)?;
     let weights = WeightsDir::open(&options.weights_dir)?;
-    let HeadFile {
-        name,
-        labels,
-        tensors,
-    } = weights.head(&options.head)?;
+    let head = weights.head(&options.head)?;
+    let name = head.name.clone();
+    let (head, labels) = head.into_weights()?;
     // Folder classes must be head labels (by name); the head may know more classes.
     let to_head: Vec<usize> = folder_classes
         .iter()
@@ -288,30 +282,17 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport> {
             })
         })
         .collect::<Result<_>>()?;
-    let (weight, bias) = match (tensors.get("weight"), tensors.get("bias")) {
-        (Some((shape, w)), Some((bias_shape, b)))
-            if !labels.is_empty()
-                && shape == &[crate::model::FEATURES, labels.len()]
-                && bias_shape == &[labels.len()] =>
-        {
-            (w, b)
-        }
-        _ => bail!(
-            "head `{name}` does not fit the backbone (its weight must be [2048, {}])",
-            labels.len()
-        ),
-    };
 
     let (device, _) = select_device(options.device)?;
     let extractor = Extractor::new(&weights, options.precision, &device, &options.cache_dir)?;
-    let progress = progress_bar(photos.len() as u64, "features");
-    let x = extractor.extract(&photos, &[View::Original], &progress)?;
-    progress.finish_and_clear();
+    progress.begin("features", photos.len() as u64);
+    let x = extractor.extract(&photos, &[View::Original], progress)?;
+    progress.end();
 
     let mut pairs = Vec::new();
     let mut misclassified = Vec::new();
     for (i, _, features) in &x.samples {
-        let p = head_probabilities(weight, bias, features);
+        let p = head_probabilities(&head.weight, &head.bias, features);
         let (truth, predicted) = (to_head[photos[*i].class], argmax(&p));
         pairs.push((truth, predicted));
         if truth != predicted {

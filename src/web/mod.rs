@@ -6,9 +6,9 @@
 use burn::prelude::*;
 use wasm_bindgen::prelude::*;
 
-use crate::classifier::{Classifier, load_backbone, top_k};
+use crate::classifier::{Classifier, top_k};
 use crate::preprocess::{Input, preprocess_bytes, preprocess_rgba};
-use crate::weights::bundle::{Manifest, decode_head};
+use crate::weights::bundle::{Manifest, decode_head, load_backbone};
 
 #[wasm_bindgen(start)]
 pub fn start() {

@@ -15,10 +15,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::quant::{QuantizedTensor, dequantize, quantize_per_channel};
-use crate::model::{ModelError, NamedTensors};
+use crate::model::{Backbone, HeadWeights, ModelError, NamedTensors};
 use crate::preprocess::Preprocessing;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// The head every bundle has: ImageNet's fc1000 with its 1000 labels.
+pub const IMAGENET_HEAD: &str = "imagenet";
+pub const IMAGENET_HEAD_FILE: &str = "head-imagenet.safetensors";
 pub const FORMAT_VERSION: u32 = 1;
 /// What to run when the bundle is missing or damaged.
 pub const REBUILD_HINT: &str =
@@ -113,7 +116,8 @@ impl FileEntry {
 pub struct HeadEntry {
     pub name: String,
     pub file: String,
-    pub labels: Vec<String>,
+    // No labels here: the head file holds them (one source of truth). Manifests written
+    // before this kept a copy, which parsing ignores.
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,6 +208,42 @@ pub struct HeadFile {
     pub name: String,
     pub labels: Vec<String>,
     pub tensors: NamedTensors,
+}
+
+impl HeadFile {
+    /// The head's weights, checked to fit the backbone and to have one label per output.
+    pub fn into_weights(self) -> Result<(HeadWeights, Vec<String>), WeightsError> {
+        let HeadFile {
+            name,
+            labels,
+            tensors,
+        } = self;
+        let model_error = |source| WeightsError::Model {
+            file: name.clone(),
+            source,
+        };
+        let weights = HeadWeights::from_tensors(tensors).map_err(model_error)?;
+        if weights.classes != labels.len() {
+            return Err(model_error(ModelError::LabelCount {
+                weights: weights.classes,
+                labels: labels.len(),
+            }));
+        }
+        Ok((weights, labels))
+    }
+}
+
+/// Load a backbone from the bytes of a bundle file (f32 or int8) for `device`.
+pub fn load_backbone(
+    file: &str,
+    bytes: &[u8],
+    device: &burn::prelude::Device,
+) -> Result<Backbone, WeightsError> {
+    let tensors = decode_backbone(file, bytes)?;
+    Backbone::from_tensors(tensors, device).map_err(|source| WeightsError::Model {
+        file: file.into(),
+        source,
+    })
 }
 
 /// Serialise a backbone. int8 quantizes every 4-D weight per output channel.

@@ -6,12 +6,22 @@ use burn::prelude::Device;
 
 use super::bundle::{
     FileEntry, HeadEntry, HeadFile, MANIFEST_FILE, Manifest, Precision, WeightsError, decode_head,
+    load_backbone,
 };
-use crate::classifier::load_backbone;
 use crate::model::Backbone;
 
 /// Where the CLI looks for the bundle unless told otherwise.
 pub const DEFAULT_DIR: &str = "weights";
+
+/// Where lucy keeps downloads and caches (the npm tarball, training features):
+/// `$XDG_CACHE_HOME/lucy` or `~/.cache/lucy`.
+pub fn default_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("lucy")
+}
 
 pub struct WeightsDir {
     pub path: PathBuf,
@@ -65,12 +75,7 @@ impl WeightsDir {
     /// Write a head file into the bundle, then list it in the manifest (each write atomic; the
     /// manifest last, so it never lists a head file that is not complete), so
     /// `lucy predict --head NAME` and the page can use it at once.
-    pub fn register_head(
-        &mut self,
-        name: &str,
-        labels: &[String],
-        bytes: &[u8],
-    ) -> Result<PathBuf, WeightsError> {
+    pub fn register_head(&mut self, name: &str, bytes: &[u8]) -> Result<PathBuf, WeightsError> {
         let file = format!("head-{name}.safetensors");
         let path = self.path.join(&file);
         write_atomic(&path, bytes).map_err(|e| io_error(&path, e))?;
@@ -80,7 +85,6 @@ impl WeightsDir {
         manifest.heads.push(HeadEntry {
             name: name.to_string(),
             file,
-            labels: labels.to_vec(),
         });
         let manifest_path = self.path.join(MANIFEST_FILE);
         write_atomic(&manifest_path, manifest.to_json().as_bytes())

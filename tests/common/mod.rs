@@ -24,16 +24,33 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Photos without a licence to copy, read from the shared folder beside the project.
-pub fn shared_fixture(name: &str) -> PathBuf {
-    let dir = std::env::var_os("LUCY_SHARED_FIXTURES")
+/// The shared folder beside the project (`LUCY_SHARED`, else `../shared`): photos without a
+/// licence to copy. Tests that read it live in modules named `shared`, which `./scripts/test`
+/// names and skips when the folder is absent.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("LUCY_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/resnet50-reference")
-        });
-    let path = dir.join(name);
-    assert!(path.is_file(), "missing shared fixture {}", path.display());
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
+fn require_shared(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: this test needs the shared photos beside the project; set LUCY_SHARED \
+         to that folder, or run ./scripts/test, which skips (and names) these tests without it",
+        path.display()
+    );
     path
+}
+
+/// A photo or reference tensor of `shared/fixtures/resnet50-reference`.
+pub fn shared_fixture(name: &str) -> PathBuf {
+    require_shared(shared_dir().join("fixtures/resnet50-reference").join(name))
+}
+
+/// `shared/data/catsdogs`: the original experiment's split sizes (the dog plays Lucy).
+pub fn catsdogs() -> PathBuf {
+    require_shared(shared_dir().join("data/catsdogs/train")).with_file_name("")
 }
 
 pub fn read_f32(path: &std::path::Path) -> Vec<f32> {

@@ -9,10 +9,9 @@
 //! (`v[(t·α² + ξ)·in + ci]`, α = m + 2); the weights are α² matrices `[in, out]`; the α²
 //! products write `m[(t·α² + ξ)·out + co]`, and the output transform reads one tile at a time.
 
-use super::{
-    Activations, SendPtr, buffer, finish_row, for_each_chunk, for_each_item, position, product,
-    recycle,
-};
+use super::activations::{Activations, buffer, position, recycle};
+use super::parallel::for_each_chunk;
+use super::product::{finish_row, interleaved_products};
 
 /// One Winograd algorithm F(m x m, 3x3): its three transform matrices, row-major.
 #[derive(Debug)]
@@ -175,20 +174,7 @@ pub(super) fn forward(
 
     // The α² products M_ξ = V_ξ U_ξ, one per core at a time.
     let mut products = buffer(tiles * points * k);
-    let products_ptr = SendPtr(products.as_mut_ptr());
-    for_each_item((0..points).collect(), |xi| {
-        // SAFETY: V_ξ is the `tiles x c` matrix at offset ξ·c with row stride α²·c, U_ξ the
-        // contiguous `c x k` matrix at ξ·c·k, and M_ξ the `tiles x k` matrix at ξ·k with row
-        // stride α²·k: all in bounds, and the products write disjoint elements.
-        unsafe {
-            product(
-                [tiles, c, k],
-                (products_ptr.get().add(xi * k), points * k),
-                (v.as_ptr().add(xi * c), points * c),
-                (u.as_ptr().add(xi * c * k), k),
-            );
-        }
-    });
+    interleaved_products(&v, u, &mut products, [tiles, c, k], points);
     recycle(v);
 
     // Output transform, one output row at a time: Y = Aᵀ M A, then bias, residual and ReLU.

@@ -1,0 +1,264 @@
+//! One convolution of the CPU backbone: weights packed once for its algorithm, then
+//! `relu?(conv(x) + bias + residual)` as one product (or Winograd's), finished in cache.
+
+use std::borrow::Cow;
+
+use super::activations::{Activations, buffer, position, recycle};
+use super::parallel::{ROWS_PER_TASK, for_each_chunk};
+use super::product::{finish_row, matmul};
+use super::winograd;
+use crate::model::resnet::ConvSpec;
+
+/// A convolution with its batch-norm folded in, its weights packed for its algorithm.
+#[derive(Debug)]
+pub(super) struct PackedConv {
+    pub(super) name: String,
+    pub(super) kernel: usize,
+    stride: usize,
+    padding: usize,
+    in_channels: usize,
+    pub(super) out_channels: usize,
+    /// Every convolution in ResNet50 is followed by a ReLU except the projection shortcuts,
+    /// whose output is added to the block's before the block's ReLU.
+    relu: bool,
+    weights: Algorithm,
+    bias: Vec<f32>,
+}
+
+/// How a convolution is computed, with its weights in the layout that needs.
+#[derive(Debug)]
+enum Algorithm {
+    /// One product: im2col rows (the activations themselves for 1x1 stride 1) times
+    /// `[k·k·in, out]`, `w[((ky·k + kx)·in + ci)·out + co]`.
+    Im2col(Vec<f32>),
+    /// 3x3 stride 1, up to 256 input channels (see `winograd`): α² matrices `[in, out]`.
+    Winograd {
+        variant: &'static winograd::Variant,
+        weights: Vec<f32>,
+    },
+}
+
+impl PackedConv {
+    /// Pack `oihw` (`[out, in, k, k]`, as checked by [`ConvSpec::take_weights`]) for the
+    /// convolution's algorithm.
+    pub(super) fn pack(spec: &ConvSpec, oihw: &[f32], bias: Vec<f32>) -> Self {
+        let (k, cin, cout) = (spec.kernel, spec.in_channels, spec.out_channels);
+        // Winograd where it measured faster: F(4x4) on the 56² and 28² layers, F(2x2) on the
+        // 14² layers, and not on the 7² layers of the last stage, whose few tiles make small
+        // products that cost more than one im2col product (BENCHMARKS.md, "profile").
+        let weights = if k == 3 && spec.stride == 1 && spec.padding == 1 && cin <= 256 {
+            // F(4x4) has the fewest multiplications, but 4x4 output tiles leave the 14² layers
+            // only 16 tiles per photo, too few rows for efficient products.
+            let variant = if cin <= 128 {
+                &winograd::F4X4
+            } else {
+                &winograd::F2X2
+            };
+            Algorithm::Winograd {
+                variant,
+                weights: winograd::pack(variant, oihw, cin, cout),
+            }
+        } else {
+            let mut weight = Vec::with_capacity(oihw.len());
+            for ky in 0..k {
+                for kx in 0..k {
+                    for ci in 0..cin {
+                        for co in 0..cout {
+                            weight.push(oihw[((co * cin + ci) * k + ky) * k + kx]);
+                        }
+                    }
+                }
+            }
+            Algorithm::Im2col(weight)
+        };
+        Self {
+            name: spec.name.clone(),
+            kernel: k,
+            stride: spec.stride,
+            padding: spec.padding,
+            in_channels: cin,
+            out_channels: cout,
+            relu: !spec.is_projection(),
+            weights,
+            bias,
+        }
+    }
+
+    pub(super) fn algorithm(&self) -> &'static str {
+        match &self.weights {
+            Algorithm::Winograd { variant, .. } => variant.name,
+            Algorithm::Im2col(_) if self.kernel == 1 && self.stride == 1 => "product",
+            Algorithm::Im2col(_) => "im2col",
+        }
+    }
+
+    /// `relu(conv(x) + bias + residual)`, the ReLU only where this convolution has one.
+    pub(super) fn forward(&self, x: &Activations, residual: Option<&Activations>) -> Activations {
+        assert_eq!(x.c, self.in_channels, "input channels");
+        let out_side = |side: usize| (side + 2 * self.padding - self.kernel) / self.stride + 1;
+        let (h, w) = (out_side(x.h), out_side(x.w));
+        let cout = self.out_channels;
+        if let Some(residual) = residual {
+            assert_eq!(
+                (residual.n, residual.h, residual.w, residual.c),
+                (x.n, h, w, cout)
+            );
+        }
+        let weight = match &self.weights {
+            Algorithm::Winograd { variant, weights } => {
+                return winograd::forward(variant, x, weights, &self.bias, residual, self.relu);
+            }
+            Algorithm::Im2col(weight) => weight,
+        };
+        let rows = x.n * h * w;
+        let depth = self.kernel * self.kernel * self.in_channels;
+        let cols: Cow<[f32]> = if self.kernel == 1 && self.stride == 1 {
+            Cow::Borrowed(&x.data)
+        } else {
+            Cow::Owned(self.im2col(x, h, w))
+        };
+        let mut out = buffer(rows * cout);
+        matmul(
+            &cols,
+            weight,
+            &mut out,
+            [rows, depth, cout],
+            |strip, row, c0| {
+                let skip = residual.map(|s| &s.data[row * cout + c0..][..strip.len()]);
+                finish_row(strip, &self.bias[c0..][..strip.len()], skip, self.relu);
+            },
+        );
+        if let Cow::Owned(cols) = cols {
+            recycle(cols);
+        }
+        Activations {
+            n: x.n,
+            h,
+            w,
+            c: cout,
+            data: out,
+        }
+    }
+
+    /// One row per output pixel: the `kernel x kernel` window of input channels it sees
+    /// (zeros where the window hangs over the padding).
+    fn im2col(&self, x: &Activations, h: usize, w: usize) -> Vec<f32> {
+        let (k, c) = (self.kernel, x.c);
+        let depth = k * k * c;
+        let mut cols = buffer(x.n * h * w * depth);
+        for_each_chunk(&mut cols, depth * ROWS_PER_TASK, |chunk, first| {
+            for (r, row) in chunk.chunks_mut(depth).enumerate() {
+                let pixel = first * ROWS_PER_TASK + r;
+                let (b, oy, ox) = position(pixel, h, w);
+                // Input column of the window's left edge (negative: in the padding).
+                let left = (ox * self.stride) as isize - self.padding as isize;
+                // The window's columns inside the image, [inside.0, inside.1) of 0..k: one
+                // contiguous run of channels-last pixels per window row.
+                let inside = (
+                    (-left).clamp(0, k as isize) as usize,
+                    (x.w as isize - left).clamp(0, k as isize) as usize,
+                );
+                for (ky, segment) in row.chunks_mut(k * c).enumerate() {
+                    let iy = (oy * self.stride + ky) as isize - self.padding as isize;
+                    let (lo, hi) = inside;
+                    if iy < 0 || iy >= x.h as isize || lo >= hi {
+                        segment.fill(0.0);
+                        continue;
+                    }
+                    let src = ((b * x.h + iy as usize) * x.w) as isize + left + lo as isize;
+                    let src = src as usize * c;
+                    segment[..lo * c].fill(0.0);
+                    segment[lo * c..hi * c].copy_from_slice(&x.data[src..src + (hi - lo) * c]);
+                    segment[hi * c..].fill(0.0);
+                }
+            }
+        });
+        cols
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::prelude::*;
+    use burn::tensor::activation::relu;
+
+    use super::*;
+    use crate::model::NamedTensors;
+    use crate::model::cpu::testing::{assert_close, burn_tensor, values};
+    use crate::model::resnet;
+
+    /// Each convolution shape ResNet50 has, against burn's own Conv2d (+ bias, residual, ReLU).
+    #[test]
+    fn convolutions_match_burn() {
+        let device = Device::flex();
+        // (in, out, kernel, stride, padding, side, projection, residual)
+        let cases = [
+            (3, 8, 7, 2, 3, 20, false, false),
+            (16, 8, 1, 1, 0, 9, false, false),
+            (16, 8, 1, 2, 0, 9, true, false),
+            // Winograd F(4x4) then F(2x2) (odd and even sides, with a residual), and im2col
+            // for a 3x3 with over 256 inputs.
+            (8, 8, 3, 1, 1, 7, false, false),
+            (8, 8, 3, 1, 1, 6, false, true),
+            (8, 16, 3, 1, 1, 8, false, false),
+            (136, 8, 3, 1, 1, 5, false, false),
+            (136, 8, 3, 1, 1, 6, false, true),
+            (264, 8, 3, 1, 1, 5, false, false),
+            (8, 16, 1, 1, 0, 7, false, true),
+        ];
+        for (i, &(cin, cout, k, stride, padding, side, projection, residual)) in
+            cases.iter().enumerate()
+        {
+            let seed = i as u32 * 10;
+            let spec = ConvSpec {
+                name: if projection { "res9a_branch1" } else { "c" }.into(),
+                batch_norm: "bn".into(),
+                in_channels: cin,
+                out_channels: cout,
+                kernel: k,
+                stride,
+                padding,
+            };
+            let weight = values(cout * cin * k * k, seed + 1);
+            let bias = values(cout, seed + 2);
+            let mut tensors = NamedTensors::from([
+                (
+                    format!("{}.weight", spec.name),
+                    (spec.weight_shape().to_vec(), weight.clone()),
+                ),
+                (format!("{}.bias", spec.name), (vec![cout], bias.clone())),
+            ]);
+            let burn_conv = resnet::conv(&spec, &mut tensors.clone(), &device).unwrap();
+            let (oihw, packed_bias) = spec.take_weights(&mut tensors).unwrap();
+            let ours = PackedConv::pack(&spec, &oihw, packed_bias);
+            let winograd = matches!(ours.weights, Algorithm::Winograd { .. });
+            assert_eq!(winograd, k == 3 && cin <= 256, "case {i}");
+            let x = Activations::from_planar(
+                &values(2 * cin * side * side, seed + 3),
+                2,
+                cin,
+                side,
+                side,
+            );
+            let out_side = (side + 2 * padding - k) / stride + 1;
+            let skip = residual.then(|| {
+                Activations::from_planar(
+                    &values(2 * cout * out_side * out_side, seed + 4),
+                    2,
+                    cout,
+                    out_side,
+                    out_side,
+                )
+            });
+
+            let mut expected = burn_conv.forward(burn_tensor(&x, &device));
+            if let Some(skip) = &skip {
+                expected = expected + burn_tensor(skip, &device);
+            }
+            if !projection {
+                expected = relu(expected);
+            }
+            assert_close(&ours.forward(&x, skip.as_ref()), expected);
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Matrix products on `gemm`, split across cores, and their epilogue (bias, residual, ReLU).
+//! Every `unsafe` of the CPU backbone is here:
+//! `gemm` takes raw pointers and strides, and some splits hand each core a strided block of
+//! one output that no safe slice can describe.
+
+use super::parallel::{for_each_chunk, for_each_item, threads};
+
+/// `out[rows, cout] = cols[rows, depth] · weight[depth, cout]`, all row-major, then
+/// `finish(strip, row, first column)` on each row's strip of the result. Natively the product
+/// is split into blocks along its larger side, each block a single-threaded `gemm` finished by
+/// the same thread while it is in cache: gemm's own threading lost half the speed on the
+/// small-but-wide products of the last stage (49 pixels, 2048 channels).
+pub(super) fn matmul(
+    cols: &[f32],
+    weight: &[f32],
+    out: &mut [f32],
+    [rows, depth, cout]: [usize; 3],
+    finish: impl Fn(&mut [f32], usize, usize) + Send + Sync,
+) {
+    assert!(cols.len() == rows * depth && weight.len() == depth * cout && out.len() == rows * cout);
+    let by_rows = rows >= cout;
+    let (len, align) = if by_rows { (rows, 8) } else { (cout, 16) };
+    // Two blocks per core: the one free core takes the other's second block when a core is
+    // slowed (this machine is shared). One block per core measured slower and less steady,
+    // four slower again (each block packs its own share of the operands).
+    let step = len.div_ceil(2 * threads()).next_multiple_of(align).min(len);
+    if by_rows {
+        // Blocks of whole rows: each is its own slice of `out`.
+        for_each_chunk(out, step * cout, |block, index| {
+            let (r0, nr) = (index * step, block.len() / cout);
+            product(
+                [nr, depth, cout],
+                (block, cout),
+                (&cols[r0 * depth..][..nr * depth], depth),
+                (weight, cout),
+            );
+            for (r, row) in block.chunks_mut(cout).enumerate() {
+                finish(row, r0 + r, 0);
+            }
+        });
+        return;
+    }
+    // Blocks of columns: each core writes a strided block of every row.
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    for_each_item((0..cout).step_by(step).collect(), |c0| {
+        let nc = step.min(cout - c0);
+        // SAFETY: the block reads columns c0..c0+nc of `weight` and writes the same columns
+        // of every row of `out`, all in bounds (asserted above); blocks do not overlap, and
+        // `out` does not alias the inputs.
+        unsafe {
+            raw_product(
+                [rows, depth, nc],
+                (out_ptr.get().add(c0), cout),
+                (cols.as_ptr(), depth),
+                (weight.as_ptr().add(c0), cout),
+            );
+        }
+        for row in 0..rows {
+            // SAFETY: this block's part of the row: in bounds, written by no other block.
+            let strip =
+                unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(row * cout + c0), nc) };
+            finish(strip, row, c0);
+        }
+    });
+}
+
+/// One output pixel's last step: `relu?(row + bias + skip)`. Separate simple loops over a row
+/// that sits in L1, so each one vectorizes.
+pub(super) fn finish_row(row: &mut [f32], bias: &[f32], skip: Option<&[f32]>, relu: bool) {
+    row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+    if let Some(skip) = skip {
+        row.iter_mut().zip(skip).for_each(|(v, s)| *v += s);
+    }
+    if relu {
+        // A comparison rather than f32::max: its NaN rules keep it scalar in wasm.
+        row.iter_mut()
+            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+    }
+}
+
+/// `points` independent products interleaved in memory (Winograd's, see `winograd`):
+/// for each ξ, `out[t, ξ, :] = lhs[t, ξ, :] · rhs[ξ]`, where `lhs` is `[rows, points, depth]`,
+/// `rhs` is `points` contiguous `[depth, n]` matrices and `out` is `[rows, points, n]`.
+/// One product per core at a time.
+pub(super) fn interleaved_products(
+    lhs: &[f32],
+    rhs: &[f32],
+    out: &mut [f32],
+    [rows, depth, n]: [usize; 3],
+    points: usize,
+) {
+    assert!(
+        lhs.len() == rows * points * depth
+            && rhs.len() == points * depth * n
+            && out.len() == rows * points * n
+    );
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    for_each_item((0..points).collect(), |xi| {
+        // SAFETY: lhs_ξ is the `rows x depth` matrix at offset ξ·depth with row stride
+        // points·depth, rhs_ξ the contiguous `depth x n` matrix at ξ·depth·n, and out_ξ the
+        // `rows x n` matrix at ξ·n with row stride points·n: all in bounds (asserted above),
+        // and the products write disjoint elements of `out`, which aliases neither input.
+        unsafe {
+            raw_product(
+                [rows, depth, n],
+                (out_ptr.get().add(xi * n), points * n),
+                (lhs.as_ptr().add(xi * depth), points * depth),
+                (rhs.as_ptr().add(xi * depth * n), n),
+            );
+        }
+    });
+}
+
+/// [`raw_product`] on slices, which must hold their whole matrices at their strides.
+fn product(
+    [m, depth, n]: [usize; 3],
+    (dst, dst_stride): (&mut [f32], usize),
+    (lhs, lhs_stride): (&[f32], usize),
+    (rhs, rhs_stride): (&[f32], usize),
+) {
+    let fits = |len: usize, rows: usize, cols: usize, stride: usize| {
+        rows == 0 || cols == 0 || (cols <= stride && len >= (rows - 1) * stride + cols)
+    };
+    assert!(
+        fits(dst.len(), m, n, dst_stride)
+            && fits(lhs.len(), m, depth, lhs_stride)
+            && fits(rhs.len(), depth, n, rhs_stride)
+    );
+    // SAFETY: each slice holds its whole matrix (asserted), and `dst`, a unique borrow, cannot
+    // overlap the inputs.
+    unsafe {
+        raw_product(
+            [m, depth, n],
+            (dst.as_mut_ptr(), dst_stride),
+            (lhs.as_ptr(), lhs_stride),
+            (rhs.as_ptr(), rhs_stride),
+        );
+    }
+}
+
+/// `dst[m, n] = lhs[m, depth] · rhs[depth, n]` on one core, each matrix row-major with the
+/// given row stride (in elements); `dst` is overwritten, never read.
+///
+/// # Safety
+/// Each pointer must address its whole matrix at that stride, and `dst` must not overlap the
+/// inputs or be written by anything else meanwhile.
+unsafe fn raw_product(
+    [m, depth, n]: [usize; 3],
+    (dst, dst_stride): (*mut f32, usize),
+    (lhs, lhs_stride): (*const f32, usize),
+    (rhs, rhs_stride): (*const f32, usize),
+) {
+    // SAFETY: as promised by the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            depth,
+            dst,
+            1,
+            dst_stride as isize,
+            false,
+            lhs,
+            1,
+            lhs_stride as isize,
+            rhs,
+            1,
+            rhs_stride as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// A raw pointer that may cross threads: each thread writes its own disjoint block.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint output blocks to the threads of one product call.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Vec<f32> {
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        out
+    }
+
+    /// Both splits (by rows, by columns), with `finish` seeing every element once.
+    #[test]
+    fn matmul_splits_match_a_plain_product() {
+        for [m, k, n] in [[50, 7, 3], [3, 7, 50], [1, 1, 1], [17, 9, 17]] {
+            let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.5).collect();
+            let mut out = vec![f32::NAN; m * n];
+            matmul(&a, &b, &mut out, [m, k, n], |strip, _, _| {
+                strip.iter_mut().for_each(|v| *v += 1.0)
+            });
+            let expected: Vec<f32> = naive(&a, &b, [m, k, n]).iter().map(|v| v + 1.0).collect();
+            assert_eq!(out, expected, "{m}x{k}x{n}");
+        }
+    }
+}
