@@ -4,6 +4,8 @@
    manifest listing just those — not the 94 MB f32 backbone, which only the CLI uses.
 2. Put the sha256 of each inline <script> (Trunk's wasm loader) into the Content-Security-
    Policy in place of TRUNK_LOADER_HASH, so the policy can forbid every other inline script.
+3. Write the app shell's file list (everything but the weights) into sw.js, which keeps those
+   files on install: one visit is enough to work offline.
 """
 
 import base64
@@ -57,3 +59,19 @@ if "TRUNK_LOADER_HASH" not in html:
     raise SystemExit("index.html has no TRUNK_LOADER_HASH placeholder in its Content-Security-Policy")
 index.write_text(html.replace("TRUNK_LOADER_HASH", hashes))
 print(f"finish_site: copied {len(files)} weight files, allowed {len(inline)} inline script(s) by hash")
+
+sw = staging / "sw.js"
+shell_paths = sorted(
+    p for p in staging.rglob("*")
+    if p.is_file() and p.relative_to(staging).parts[0] != "weights" and p.name != "sw.js"
+)
+shell = ["./"] + [p.relative_to(staging).as_posix() for p in shell_paths]
+version = hashlib.sha256()
+for p in shell_paths:
+    version.update(p.relative_to(staging).as_posix().encode() + b"\0" + p.read_bytes())
+text = sw.read_text()
+if "/* SHELL_FILES */" not in text or "/* VERSION */" not in text:
+    raise SystemExit("static/sw.js lacks its /* SHELL_FILES */ or /* VERSION */ placeholder")
+text = text.replace("/* SHELL_FILES */", ", ".join(json.dumps(f) for f in shell))
+sw.write_text(text.replace("/* VERSION */", version.hexdigest()[:16]))
+print(f"finish_site: the service worker keeps {len(shell)} shell files for offline use")

@@ -1,13 +1,13 @@
 //! Backbone + head + labels: preprocessed photos in, top-K labelled probabilities out.
 
 use burn::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Backbone, Head};
 use crate::preprocess::{INPUT_SIDE, Input};
 use crate::weights::bundle::{HeadFile, WeightsError};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     pub index: usize,
     pub label: String,

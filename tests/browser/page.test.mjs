@@ -37,8 +37,6 @@ const BASE_ARGS = [
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css",
   ".json": "application/json", ".svg": "image/svg+xml", ".webmanifest": "application/manifest+json",
   ".png": "image/png", ".jpg": "image/jpeg" };
-let server;
-let base;
 
 /// The site lives in a sub-folder, as on a static host (/lucy/...); fixtures under /fixtures/.
 function resolve(pathname) {
@@ -51,12 +49,11 @@ function resolve(pathname) {
   if (pathname.startsWith("/fixtures/")) return path.join(fixtures, path.basename(pathname));
   return null;
 }
-const requests = [];
 
-before(async () => {
-  assert.ok(fs.existsSync(path.join(dist, "index.html")), "build the site first: trunk build --release");
-  fs.mkdirSync(output, { recursive: true });
-  server = http.createServer((req, res) => {
+/// A server of its own: `requests` lists every path asked for, in order.
+async function startServer() {
+  const requests = [];
+  const server = http.createServer((req, res) => {
     const url = new URL(req.url, "http://x");
     requests.push(url.pathname);
     const file = resolve(decodeURIComponent(url.pathname));
@@ -68,15 +65,30 @@ before(async () => {
     fs.createReadStream(file).pipe(res);
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  base = `http://127.0.0.1:${server.address().port}/lucy/`;
+  return { server, requests, base: `http://127.0.0.1:${server.address().port}/lucy/` };
+}
+
+let site; // the server most tests share
+let requests;
+let base;
+
+before(async () => {
+  assert.ok(fs.existsSync(path.join(dist, "index.html")), "build the site first: trunk build --release");
+  fs.mkdirSync(output, { recursive: true });
+  site = await startServer();
+  ({ requests, base } = site);
 });
 
-after(() => server?.close());
+after(() => site?.server.close());
 
+/// `camera`: a y4m file the fake camera shows (permission granted), or "denied" (a fake camera
+/// whose permission prompt is denied).
 async function launch({ webgpu = false, camera = null, userDataDir = null } = {}) {
   const args = [...BASE_ARGS];
   if (webgpu) args.push("--enable-unsafe-webgpu");
-  if (camera) {
+  if (camera === "denied") {
+    args.push("--use-fake-device-for-media-stream", "--deny-permission-prompts");
+  } else if (camera) {
     args.push("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-video-capture=${camera}`);
   }
   const options = {
@@ -91,134 +103,69 @@ async function launch({ webgpu = false, camera = null, userDataDir = null } = {}
   return context;
 }
 
-async function openPage(context, query = "") {
+/// Open the page and collect what must not happen: console errors, uncaught errors, CSP
+/// violations; and which wasm modules the page's own thread compiles.
+async function openPage(context, query = "", { url = base, waitReady = true } = {}) {
   const page = context.pages()[0] ?? (await context.newPage());
   const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("pageerror", (e) => errors.push(`uncaught: ${e}`));
   page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
-  await page.goto(base + query);
-  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 120_000 });
-  const ready = await page.evaluate(() => document.body.dataset.ready);
-  assert.equal(ready, "true", `the page did not start: ${await page.textContent("#results")} ${errors.join(" | ")}`);
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+    window.__wasmCompiled = [];
+    for (const name of ["instantiateStreaming", "compileStreaming"]) {
+      const original = WebAssembly[name];
+      WebAssembly[name] = async function (source, ...rest) {
+        const response = await source;
+        window.__wasmCompiled.push(response.url);
+        return original.call(this, response, ...rest);
+      };
+    }
+    for (const name of ["instantiate", "compile"]) {
+      const original = WebAssembly[name];
+      WebAssembly[name] = function (source, ...rest) {
+        if (!(source instanceof WebAssembly.Module)) window.__wasmCompiled.push(`${name}: ${source.byteLength} bytes`);
+        return original.call(this, source, ...rest);
+      };
+    }
+  });
+  await page.goto(url + query);
+  if (waitReady) await waitReady_(page, errors);
   return { page, errors };
 }
 
-async function upload(page, file, timeout = 120_000) {
+async function waitReady_(page, errors) {
+  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 120_000 });
+  const ready = await page.evaluate(() => document.body.dataset.ready);
+  assert.equal(ready, "true", `the page did not start: ${await page.textContent("#results")} ${errors.join(" | ")}`);
+}
+
+/// No console error, uncaught error or CSP violation, but the deliberate ones named in `allowed`.
+async function assertClean(page, errors, allowed = []) {
+  const unexpected = errors.filter((e) => !allowed.some((pattern) => pattern.test(e)));
+  assert.deepEqual(unexpected, [], "console errors");
+  assert.deepEqual(await page.evaluate(() => window.__csp), [], "CSP violations");
+}
+
+/// Set `file` on an input and wait for its card (the newest) to be finished.
+async function upload(page, file, timeout = 120_000, input = "#files") {
   const before = await page.locator(".result").count();
-  await page.setInputFiles("#files", file);
-  await page.waitForFunction((n) => document.querySelectorAll(".result").length > n, before, { timeout });
+  await page.setInputFiles(input, file);
+  await page.waitForFunction(
+    (n) => {
+      const cards = document.querySelectorAll(".result");
+      return cards.length > n && ["done", "error"].includes(cards[0].dataset.state);
+    },
+    before,
+    { timeout },
+  );
   return page.locator(".result").first();
 }
 
 const frenchie = path.join(shared, "willjobs_example_frenchbulldog.jpg");
-const needsShared = fs.existsSync(frenchie) ? {} : { skip: `needs the shared photos (${frenchie} is missing; set LUCY_SHARED)` };
 const chelsea = path.join(fixtures, "skimage_chelsea_cat.png");
 const coffee = path.join(fixtures, "skimage_coffee.png");
-
-// ---------- tests ---------------------------------------------------------------------------
-
-test("no WebGPU: CPU badge, the cat recognised, cached weights on the second visit", async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-chromium-"));
-  let context = await launch({ userDataDir: dir });
-  try {
-    requests.length = 0;
-    const started = Date.now();
-    const { page } = await openPage(context);
-    const firstLoadMs = Date.now() - started;
-    assert.equal(await page.textContent("#backend"), "CPU (wasm)");
-    const weightRequests = requests.filter((r) => r.endsWith(".safetensors"));
-    assert.ok(weightRequests.length >= 2, `first visit downloads the weights: ${weightRequests}`);
-
-    const t0 = Date.now();
-    const card = await upload(page, chelsea);
-    const latencyMs = Date.now() - t0;
-    assert.equal(await card.getAttribute("data-top1"), "Egyptian_cat");
-    assert.match(await card.textContent(), /Egyptian_cat\s*\d+\.\d %/);
-    await page.screenshot({ path: path.join(output, "cpu-cat.png"), fullPage: true });
-    console.log(`cpu: first load ${firstLoadMs} ms, first photo ${latencyMs} ms`);
-
-    // A text file named .jpg: a readable error, and the next photo still works.
-    const bad = await upload(page, path.join(fixtures, "not-a-photo.jpg"));
-    assert.match(await bad.getAttribute("class"), /error/);
-    assert.match(await bad.textContent(), /not-a-photo\.jpg.*not recognised/s);
-    const huge = await upload(page, path.join(fixtures, "huge-50000x50000.png"));
-    assert.match(await huge.textContent(), /huge-50000x50000\.png.*too large/s);
-    const t2 = Date.now();
-    const next = await upload(page, coffee);
-    console.log(`cpu: warm photo ${Date.now() - t2} ms`);
-    assert.equal(await next.getAttribute("data-top1"), "espresso");
-
-    // Second visit, same browser profile: no weight request reaches the server.
-    await context.close();
-    context = await launch({ userDataDir: dir });
-    requests.length = 0;
-    const t1 = Date.now();
-    const second = await openPage(context);
-    console.log(`cpu: cached load ${Date.now() - t1} ms`);
-    assert.deepEqual(requests.filter((r) => r.endsWith(".safetensors")), []);
-    const again = await upload(second.page, coffee);
-    assert.equal(await again.getAttribute("data-top1"), "espresso");
-  } finally {
-    await context.close();
-  }
-});
-
-test("the French bulldog photo is recognised", needsShared, async () => {
-  const context = await launch();
-  try {
-    const { page } = await openPage(context, "?backend=cpu");
-    const card = await upload(page, frenchie);
-    assert.equal(await card.getAttribute("data-top1"), "French_bulldog");
-    assert.match(await card.textContent(), /French_bulldog\s*\d+\.\d %/);
-    await page.screenshot({ path: path.join(output, "cpu-french-bulldog.png"), fullPage: true });
-  } finally {
-    await context.close();
-  }
-});
-
-test("?backend=cpu forces the CPU; a damaged cached file is fetched again", async () => {
-  const context = await launch({ webgpu: true });
-  try {
-    const { page } = await openPage(context, "?backend=cpu");
-    assert.equal(await page.textContent("#backend"), "CPU (wasm)");
-    // Damage the cached head, reload: detected, fetched again, still correct.
-    await page.evaluate(async () => {
-      const cache = await caches.open("lucy-weights-v1");
-      for (const request of await cache.keys()) {
-        if (request.url.includes("head-imagenet")) await cache.put(request, new Response(new Uint8Array([1, 2, 3])));
-      }
-    });
-    requests.length = 0;
-    await page.reload();
-    await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 120_000 });
-    assert.deepEqual(requests.filter((r) => r.endsWith(".safetensors")), ["/lucy/weights/head-imagenet.safetensors"]);
-    const card = await upload(page, path.join(fixtures, "skimage_coffee.png"));
-    assert.equal(await card.getAttribute("data-top1"), "espresso");
-  } finally {
-    await context.close();
-  }
-});
-
-test("WebGPU (SwiftShader): WebGPU badge and the same top-1", { timeout: 600_000 }, async () => {
-  const context = await launch({ webgpu: true });
-  try {
-    const { page } = await openPage(context);
-    assert.equal(await page.textContent("#backend"), "WebGPU");
-    const t0 = Date.now();
-    const card = await upload(page, chelsea, 540_000);
-    console.log(`webgpu (SwiftShader): first photo ${Date.now() - t0} ms`);
-    assert.equal(await page.textContent("#backend"), "WebGPU", "it must not have fallen back to the CPU");
-    assert.equal(await card.getAttribute("data-top1"), "Egyptian_cat");
-    const t1 = Date.now();
-    const coffee = await upload(page, path.join(fixtures, "skimage_coffee.png"), 540_000);
-    console.log(`webgpu (SwiftShader): warm photo ${Date.now() - t1} ms`);
-    assert.equal(await coffee.getAttribute("data-top1"), "espresso");
-    assert.equal(await page.textContent("#backend"), "WebGPU");
-    await page.screenshot({ path: path.join(output, "webgpu-cat.png"), fullPage: true });
-  } finally {
-    await context.close();
-  }
-});
 
 /// A y4m video (the fake camera's format) of a fixture photo, made with the browser's decoder.
 async function photoVideo(photoName) {
@@ -257,24 +204,6 @@ async function photoVideo(photoName) {
   }
 }
 
-test("fake camera showing a photo: a live label appears and updates", { timeout: 300_000 }, async () => {
-  const video = await photoVideo("skimage_coffee.png");
-  const context = await launch({ camera: video });
-  try {
-    const { page } = await openPage(context, "?backend=cpu");
-    await page.click("#camera-start");
-    await page.waitForFunction(() => Number(document.querySelector("#live").dataset.frames) >= 3, null, { timeout: 240_000 });
-    const label = await page.textContent("#live-label");
-    assert.match(label, /^\S.* \d+ %$/);
-    console.log(`camera: live label "${label}", ${await page.textContent("#live-fps")}`);
-    await page.screenshot({ path: path.join(output, "camera.png"), fullPage: true });
-    await page.click("#camera-stop");
-    assert.equal(await page.isEnabled("#camera-start"), true);
-  } finally {
-    await context.close();
-  }
-});
-
 /// A head file as `lucy train` writes it: safetensors with the labels in its metadata.
 function headFile(features, labels, fill) {
   const classes = labels.length;
@@ -292,25 +221,219 @@ function headFile(features, labels, fill) {
   return Buffer.concat([size, json, Buffer.from(bias.buffer), Buffer.from(weight.buffer)]);
 }
 
+// ---------- tests ---------------------------------------------------------------------------
+
+const MODEL_WASM = "/lucy/lucy-model_bg.wasm";
+
+test("no WebGPU: CPU badge, the cat recognised, the model wasm fetched and compiled once, cached on the second visit", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-chromium-"));
+  let context = await launch({ userDataDir: dir });
+  try {
+    requests.length = 0;
+    const started = Date.now();
+    const first = await openPage(context);
+    const { page } = first;
+    const firstLoadMs = Date.now() - started;
+    assert.equal(await page.textContent("#backend"), "CPU (wasm)");
+    const weightRequests = requests.filter((r) => r.endsWith(".safetensors"));
+    assert.ok(weightRequests.length >= 2, `first visit downloads the weights: ${weightRequests}`);
+
+    const t0 = Date.now();
+    const card = await upload(page, chelsea);
+    const firstPhotoMs = Date.now() - t0;
+    assert.equal(await card.getAttribute("data-top1"), "Egyptian_cat");
+    assert.match(await card.textContent(), /Egyptian_cat\s*\d+\.\d %/);
+    await page.screenshot({ path: path.join(output, "cpu-cat.png"), fullPage: true });
+    console.log(`cpu, first visit: ready ${firstLoadMs} ms, first prediction ${firstLoadMs + firstPhotoMs} ms after opening the page`);
+
+    // The 30 MB model is fetched once (the service worker's install; the model's worker gets
+    // it from there), compiled in its worker only: the page's thread compiles just its own.
+    assert.deepEqual(requests.filter((r) => r === MODEL_WASM), [MODEL_WASM]);
+    const compiled = await page.evaluate(() => window.__wasmCompiled);
+    assert.equal(compiled.length, 1, `the page compiled: ${compiled}`);
+    assert.match(compiled[0], /lucy-page-[0-9a-f]+_bg\.wasm$/);
+    assert.equal(page.workers().length, 1, "one model worker");
+
+    // A text file named .jpg: a readable error, and the next photo still works.
+    const bad = await upload(page, path.join(fixtures, "not-a-photo.jpg"));
+    assert.match(await bad.getAttribute("class"), /error/);
+    assert.match(await bad.textContent(), /not-a-photo\.jpg.*not recognised/s);
+    const huge = await upload(page, path.join(fixtures, "huge-50000x50000.png"));
+    assert.match(await huge.textContent(), /huge-50000x50000\.png.*too large/s);
+    const t2 = Date.now();
+    const next = await upload(page, coffee);
+    console.log(`cpu: warm photo ${Date.now() - t2} ms`);
+    assert.equal(await next.getAttribute("data-top1"), "espresso");
+    await assertClean(page, first.errors);
+
+    // Second visit, same browser profile: no weight and no model request reaches the server.
+    await context.close();
+    context = await launch({ userDataDir: dir });
+    requests.length = 0;
+    const t1 = Date.now();
+    const second = await openPage(context);
+    const cachedReadyMs = Date.now() - t1;
+    const again = await upload(second.page, coffee);
+    console.log(`cpu, cached visit: ready ${cachedReadyMs} ms, first prediction ${Date.now() - t1} ms after opening the page`);
+    assert.deepEqual(requests.filter((r) => r.endsWith(".safetensors") || r.endsWith(".wasm")), []);
+    assert.equal(await again.getAttribute("data-top1"), "espresso");
+    await assertClean(second.page, second.errors);
+  } finally {
+    await context.close();
+  }
+});
+
+test("a photo and a head file given while the page loads wait, shown at once, then are used in order", async () => {
+  // The French bulldog when ../shared is here, else the cat (a CC0 fixture).
+  const [photo, label] = fs.existsSync(frenchie) ? [frenchie, "French_bulldog"] : [chelsea, "Egyptian_cat"];
+  console.log(`early photo: ${path.basename(photo)} (${label})`);
+  const context = await launch();
+  // Hold the weights until both have been given: the page is still loading then.
+  let release;
+  const gate = new Promise((r) => (release = r));
+  await context.route("**/*.safetensors", async (route) => {
+    await gate;
+    await route.continue();
+  });
+  try {
+    const { page, errors } = await openPage(context, "?backend=cpu", { waitReady: false });
+    await page.waitForFunction(() => document.querySelector("#status").textContent.startsWith("Loading"));
+    await page.waitForFunction(() => document.querySelector("#status").textContent !== "Loading…");
+    assert.equal(await page.isDisabled("#camera-start"), true);
+    assert.match(await page.textContent("#camera-start"), /once the model is ready/);
+    assert.match(await page.textContent("#drop-note"), /wait for the model/);
+
+    await page.setInputFiles("#files", photo);
+    const photoCard = page.locator(".result", { hasText: path.basename(photo) });
+    await photoCard.waitFor();
+    assert.equal(await photoCard.getAttribute("data-state"), "waiting");
+    assert.match(await photoCard.textContent(), /Waiting for the model/);
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-heads-"));
+    const headPath = path.join(dir, "lucy.safetensors");
+    fs.writeFileSync(headPath, headFile(2048, ["Lucy", "another Frenchie"], 0));
+    await page.setInputFiles("#head-file", headPath);
+    const headCard = page.locator(".result", { hasText: "lucy.safetensors" });
+    await headCard.waitFor();
+    assert.equal(await headCard.getAttribute("data-state"), "waiting");
+    assert.notEqual(await page.evaluate(() => document.body.dataset.ready), "true");
+
+    release();
+    await waitReady_(page, errors);
+    await page.waitForFunction(() => [...document.querySelectorAll(".result")].every((c) => c.dataset.state === "done"), null, { timeout: 120_000 });
+    // In order: the photo with ImageNet's head, then the head file.
+    assert.equal(await photoCard.getAttribute("data-top1"), label);
+    assert.match(await headCard.textContent(), /Lucy \/ another Frenchie/);
+    assert.match(await page.textContent("#status"), /Lucy \/ another Frenchie/);
+    assert.equal(await page.textContent("#drop-note"), "");
+    assert.equal(await page.isEnabled("#camera-start"), true);
+    await page.screenshot({ path: path.join(output, "early-photo.png"), fullPage: true });
+    await assertClean(page, errors);
+  } finally {
+    release();
+    await context.close();
+  }
+});
+
+test("?backend=cpu forces the CPU; a damaged cached file is fetched again", async () => {
+  const context = await launch({ webgpu: true });
+  try {
+    const { page, errors } = await openPage(context, "?backend=cpu");
+    assert.equal(await page.textContent("#backend"), "CPU (wasm)");
+    // Damage the cached head, reload: detected, fetched again, still correct.
+    await page.evaluate(async () => {
+      const cache = await caches.open("lucy-weights-v1");
+      for (const request of await cache.keys()) {
+        if (request.url.includes("head-imagenet")) await cache.put(request, new Response(new Uint8Array([1, 2, 3])));
+      }
+    });
+    requests.length = 0;
+    await page.reload();
+    await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 120_000 });
+    assert.deepEqual(requests.filter((r) => r.endsWith(".safetensors")), ["/lucy/weights/head-imagenet.safetensors"]);
+    const card = await upload(page, coffee);
+    assert.equal(await card.getAttribute("data-top1"), "espresso");
+    await assertClean(page, errors);
+  } finally {
+    await context.close();
+  }
+});
+
+test("WebGPU (SwiftShader): the same top-1; WebGPU failing mid-session falls back to the CPU", { timeout: 900_000 }, async () => {
+  const context = await launch({ webgpu: true });
+  try {
+    // Test-only: the WebGPU worker answers two requests, then fails like a broken backend.
+    const { page, errors } = await openPage(context, "?fail-webgpu-after=2");
+    assert.equal(await page.textContent("#backend"), "WebGPU");
+    const t0 = Date.now();
+    const card = await upload(page, chelsea, 540_000);
+    console.log(`webgpu (SwiftShader): first photo ${Date.now() - t0} ms`);
+    assert.equal(await page.textContent("#backend"), "WebGPU", "it must not have fallen back to the CPU");
+    assert.equal(await card.getAttribute("data-top1"), "Egyptian_cat");
+    const t1 = Date.now();
+    const coffeeCard = await upload(page, coffee, 540_000);
+    console.log(`webgpu (SwiftShader): warm photo ${Date.now() - t1} ms`);
+    assert.equal(await coffeeCard.getAttribute("data-top1"), "espresso");
+    assert.equal(await page.textContent("#backend"), "WebGPU");
+    await page.screenshot({ path: path.join(output, "webgpu-cat.png"), fullPage: true });
+
+    // The third request fails on WebGPU: the page moves to the CPU and still answers.
+    const after = await upload(page, chelsea, 300_000);
+    assert.equal(await after.getAttribute("data-state"), "done");
+    assert.equal(await after.getAttribute("data-top1"), "Egyptian_cat");
+    assert.match(await after.textContent(), /on CPU \(wasm\)/);
+    assert.equal(await page.textContent("#backend"), "CPU (wasm)");
+    await assertClean(page, errors);
+  } finally {
+    await context.close();
+  }
+});
+
+test("fake camera showing the coffee photo: the live label says espresso", { timeout: 300_000 }, async () => {
+  const video = await photoVideo("skimage_coffee.png");
+  const context = await launch({ camera: video });
+  try {
+    const { page, errors } = await openPage(context, "?backend=cpu");
+    await page.click("#camera-start");
+    await page.waitForFunction(() => Number(document.querySelector("#live").dataset.frames) >= 3, null, { timeout: 240_000 });
+    const label = await page.textContent("#live-label");
+    console.log(`camera: live label "${label}", ${await page.textContent("#live-fps")}`);
+    assert.match(label, /^espresso \d+ %$/);
+    await page.screenshot({ path: path.join(output, "camera.png"), fullPage: true });
+    await page.click("#camera-stop");
+    assert.equal(await page.isEnabled("#camera-start"), true);
+    await assertClean(page, errors);
+  } finally {
+    await context.close();
+  }
+});
+
 test("a head file from disk replaces the head; one that does not fit is refused", async () => {
   const context = await launch();
   try {
-    const { page } = await openPage(context, "?backend=cpu");
+    const { page, errors } = await openPage(context, "?backend=cpu");
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-heads-"));
     const wrong = path.join(dir, "wrong.safetensors");
     fs.writeFileSync(wrong, headFile(1024, ["Lucy", "another Frenchie"], 0));
-    await page.setInputFiles("#head-file", wrong);
-    const error = page.locator(".result.error").first();
-    await error.waitFor({ timeout: 30_000 });
+    const error = await upload(page, wrong, 30_000, "#head-file");
+    assert.equal(await error.getAttribute("data-state"), "error");
     assert.match(await error.textContent(), /wrong\.safetensors.*does not fit/s);
 
     const good = path.join(dir, "lucy.safetensors");
     fs.writeFileSync(good, headFile(2048, ["Lucy", "another Frenchie"], 0));
-    await page.setInputFiles("#head-file", good);
-    await page.waitForFunction(() => document.querySelector("#status").textContent.includes("Lucy / another Frenchie"));
+    await upload(page, good, 30_000, "#head-file");
+    assert.match(await page.textContent("#status"), /Lucy \/ another Frenchie/);
+    assert.equal(await page.inputValue("#head"), "lucy.safetensors");
     const card = await upload(page, coffee);
     assert.equal(await card.getAttribute("data-top1"), "another Frenchie");
     assert.equal(await card.locator(".bars li").count(), 2);
+
+    // Back to ImageNet with the selector.
+    await page.selectOption("#head", "imagenet");
+    await page.waitForFunction(() => document.querySelector("#status").textContent.startsWith("Head: imagenet"));
+    const back = await upload(page, coffee);
+    assert.equal(await back.getAttribute("data-top1"), "espresso");
+    await assertClean(page, errors);
   } finally {
     await context.close();
   }
@@ -319,7 +442,7 @@ test("a head file from disk replaces the head; one that does not fit is refused"
 test("photos arrive by drag and drop and by paste", async () => {
   const context = await launch();
   try {
-    const { page } = await openPage(context, "?backend=cpu");
+    const { page, errors } = await openPage(context, "?backend=cpu");
     const send = (kind) =>
       page.evaluate(async (kind) => {
         const bytes = await (await fetch("/fixtures/skimage_coffee.png")).arrayBuffer();
@@ -332,28 +455,53 @@ test("photos arrive by drag and drop and by paste", async () => {
         (kind === "dropped" ? document.querySelector("#drop") : document).dispatchEvent(event);
       }, kind);
     for (const kind of ["dropped", "pasted"]) {
-      const before = await page.locator(".result").count();
       await send(kind);
-      await page.waitForFunction((n) => document.querySelectorAll(".result").length > n, before, { timeout: 60_000 });
-      const card = page.locator(".result").first();
-      assert.match(await card.textContent(), new RegExp(`${kind}\\.png`));
+      const card = page.locator(".result", { hasText: `${kind}.png` });
+      await card.waitFor();
+      await page.waitForFunction((k) => [...document.querySelectorAll(".result")].some((c) => c.textContent.includes(`${k}.png`) && c.dataset.state === "done"), kind, { timeout: 60_000 });
       assert.equal(await card.getAttribute("data-top1"), "espresso");
     }
+    await assertClean(page, errors);
   } finally {
     await context.close();
   }
 });
 
-test("a denied camera is a readable error", async () => {
-  const context = await launch();
+test("a denied camera shows the page's denied-camera message", async () => {
+  const context = await launch({ camera: "denied" });
   try {
-    const { page } = await openPage(context, "?backend=cpu");
-    await context.clearPermissions(); // headless with no fake-ui flag: getUserMedia fails
+    const { page, errors } = await openPage(context, "?backend=cpu");
     await page.click("#camera-start");
     const card = page.locator(".result.error").first();
     await card.waitFor({ timeout: 30_000 });
-    assert.match(await card.textContent(), /camera/i);
+    assert.equal(await card.locator("h3").textContent(), "Camera permission denied");
+    assert.match(await card.textContent(), /Allow camera access for this site/);
+    assert.equal(await page.isEnabled("#camera-start"), true, "the user can try again");
+    await assertClean(page, errors);
   } finally {
+    await context.close();
+  }
+});
+
+test("offline: after one visit, with the server stopped, a reload still classifies a photo", async () => {
+  const own = await startServer(); // stopped below; the other tests keep theirs
+  const context = await launch();
+  try {
+    const { page, errors } = await openPage(context, "?backend=cpu", { url: own.base });
+    await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+    assert.equal(await (await upload(page, coffee)).getAttribute("data-top1"), "espresso");
+    await new Promise((resolve) => {
+      own.server.close(resolve);
+      own.server.closeAllConnections();
+    });
+    await page.reload();
+    await waitReady_(page, errors);
+    const card = await upload(page, chelsea);
+    assert.equal(await card.getAttribute("data-top1"), "Egyptian_cat");
+    // Deliberate: the manifest's network request fails (the server is gone); the page uses its copy.
+    await assertClean(page, errors, [/Failed to load resource/, /ERR_CONNECTION_REFUSED|ERR_FAILED/]);
+  } finally {
+    own.server.close();
     await context.close();
   }
 });

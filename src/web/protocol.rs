@@ -1,0 +1,120 @@
+//! The messages between the page (`web::ui`) and the model's worker (`web::worker`).
+//!
+//! Each message is a plain JS object `{ id, json, bytes }`: `json` is the request or reply
+//! below, serialised; `bytes` holds the large payloads (weights, photos, camera pixels) as
+//! `Uint8Array`s whose buffers are transferred, not copied.
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::classifier::Prediction;
+
+/// What the page asks of the model, one at a time, answered in order.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Build the model on `backend` from `bytes[0]` (backbone) and `bytes[1]` (head), both
+    /// verified by the page. `fail_after` (tests only): answer that many requests, then fail
+    /// every later one as a broken backend would.
+    Create {
+        backend: Backend,
+        fail_after: Option<u32>,
+    },
+    /// Swap the head for `bytes[0]` (named `file` in errors).
+    SetHead { file: String },
+    /// Top-`top` predictions for the photo file in `bytes[0]`.
+    ClassifyBytes { top: usize },
+    /// Top-`top` predictions for RGBA pixels in `bytes[0]` (camera frames).
+    ClassifyRgba { width: u32, height: u32, top: usize },
+    /// The model alone, `runs` times, on the photo in `bytes[0]` prepared once (benchmarks).
+    TimeInference { runs: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Backend {
+    WebGpu,
+    Cpu,
+}
+
+impl Backend {
+    /// For the badge and the result cards.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Backend::WebGpu => "WebGPU",
+            Backend::Cpu => "CPU (wasm)",
+        }
+    }
+
+    /// The `data-backend` attribute and `?backend=` value.
+    pub fn key(self) -> &'static str {
+        match self {
+            Backend::WebGpu => "webgpu",
+            Backend::Cpu => "cpu",
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    /// The backend that really runs (WebGPU that fails to start falls back to the CPU).
+    Created {
+        backend: Backend,
+        labels: Vec<String>,
+    },
+    HeadSet {
+        labels: Vec<String>,
+    },
+    Predictions(Vec<Prediction>),
+    Timed {
+        top1: usize,
+        times_ms: Vec<f64>,
+    },
+    /// `input`: the photo (or head file) was the problem, not the backend.
+    Failed {
+        message: String,
+        input: bool,
+    },
+}
+
+/// A message on its way: `id` pairs a reply with its request.
+pub struct Envelope<T> {
+    pub id: u32,
+    pub body: T,
+    pub bytes: Vec<Uint8Array>,
+}
+
+impl<T: Serialize> Envelope<T> {
+    /// The JS object to post, and the buffers to transfer with it.
+    pub fn to_js(&self) -> (JsValue, Array) {
+        let object = Object::new();
+        let json = serde_json::to_string(&self.body).expect("messages serialise");
+        let bytes = Array::new();
+        let transfer = Array::new();
+        for b in &self.bytes {
+            bytes.push(b);
+            transfer.push(&b.buffer());
+        }
+        // Setting properties on a fresh plain object cannot fail.
+        let _ = Reflect::set(&object, &"id".into(), &self.id.into());
+        let _ = Reflect::set(&object, &"json".into(), &json.into());
+        let _ = Reflect::set(&object, &"bytes".into(), &bytes);
+        (object.into(), transfer)
+    }
+}
+
+impl<T: for<'de> Deserialize<'de>> Envelope<T> {
+    pub fn from_js(value: &JsValue) -> Result<Self, String> {
+        let field = |name: &str| Reflect::get(value, &name.into()).unwrap_or(JsValue::UNDEFINED);
+        let id = field("id").as_f64().ok_or("a message without an id")? as u32;
+        let json = field("json")
+            .as_string()
+            .ok_or("a message without a body")?;
+        let body =
+            serde_json::from_str(&json).map_err(|e| format!("an unreadable message: {e}"))?;
+        let bytes = field("bytes")
+            .dyn_into::<Array>()
+            .map(|a| a.iter().map(|b| b.unchecked_into()).collect())
+            .unwrap_or_default();
+        Ok(Self { id, body, bytes })
+    }
+}

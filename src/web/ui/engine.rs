@@ -1,0 +1,163 @@
+//! The page's side of the model's worker: start it (the `lucy-model` wasm, loaded and compiled
+//! once, in the worker only), send it requests and await the replies. web-sys `Worker` rather
+//! than gloo-worker: the page needs the worker's `error` event (a crashed worker must fail
+//! every pending call, so the page can fall back to the CPU) and zero-copy transfer of weights
+//! and camera frames, which gloo-worker's bincode messages would copy.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use js_sys::{Function, Promise, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{ErrorEvent, MessageEvent, Worker};
+
+use super::dom::window;
+use crate::web::protocol::{Envelope, Reply, Request};
+
+/// The loader script trunk writes for the worker (`data-loader-shim` in index.html).
+const WORKER_SCRIPT: &str = "lucy-model_loader.js";
+
+/// Why a call failed: the input (a photo that does not decode, a head that does not fit), or
+/// the backend (an error, a crash, no answer in time).
+#[derive(Debug)]
+pub enum CallError {
+    Input(String),
+    Backend(String),
+}
+
+impl CallError {
+    pub fn message(&self) -> &str {
+        match self {
+            CallError::Input(m) | CallError::Backend(m) => m,
+        }
+    }
+}
+
+type Pending = Rc<RefCell<HashMap<u32, (Function, Function)>>>;
+
+pub struct Engine {
+    worker: Worker,
+    pending: Pending,
+    next_id: Cell<u32>,
+    ready: Promise,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+}
+
+impl Engine {
+    pub fn spawn() -> Result<Self, String> {
+        let worker = Worker::new(WORKER_SCRIPT)
+            .map_err(|e| format!("the model's worker did not start: {e:?}"))?;
+        let pending: Pending = Rc::default();
+        // Settled by the worker's first message ("ready"), or by its failure to start.
+        let ready_settle: Rc<RefCell<Option<(Function, Function)>>> = Rc::default();
+        let ready = {
+            let settle = ready_settle.clone();
+            Promise::new(&mut |resolve, reject| *settle.borrow_mut() = Some((resolve, reject)))
+        };
+        let on_message = {
+            let (pending, ready) = (pending.clone(), ready_settle.clone());
+            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                let data = event.data();
+                if data.as_string().as_deref() == Some("ready") {
+                    if let Some((resolve, _)) = ready.borrow_mut().take() {
+                        let _ = resolve.call0(&JsValue::NULL);
+                    }
+                    return;
+                }
+                let id = js_sys::Reflect::get(&data, &"id".into())
+                    .ok()
+                    .and_then(|id| id.as_f64());
+                if let Some((resolve, _)) =
+                    id.and_then(|id| pending.borrow_mut().remove(&(id as u32)))
+                {
+                    let _ = resolve.call1(&JsValue::NULL, &data);
+                }
+            })
+        };
+        let on_error = {
+            let (pending, ready) = (pending.clone(), ready_settle.clone());
+            Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+                event.prevent_default(); // handled here: not an uncaught error on the page
+                let reason = JsValue::from(format!("the model stopped: {}", event.message()));
+                if let Some((_, reject)) = ready.borrow_mut().take() {
+                    let _ = reject.call1(&JsValue::NULL, &reason);
+                }
+                for (_, (_, reject)) in pending.borrow_mut().drain() {
+                    let _ = reject.call1(&JsValue::NULL, &reason);
+                }
+            })
+        };
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        Ok(Self {
+            worker,
+            pending,
+            next_id: Cell::new(0),
+            ready,
+            _on_message: on_message,
+            _on_error: on_error,
+        })
+    }
+
+    /// Send `request` with its payloads (transferred: the arrays are empty afterwards) and
+    /// await the reply; `timeout_ms` bounds the wait (a stuck GPU never answers).
+    pub async fn call(
+        &self,
+        request: Request,
+        bytes: Vec<Uint8Array>,
+        timeout_ms: Option<i32>,
+    ) -> Result<Reply, CallError> {
+        JsFuture::from(self.ready.clone())
+            .await
+            .map_err(|e| CallError::Backend(super::dom::error_text(&e)))?;
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let pending = self.pending.clone();
+        let reply = Promise::new(&mut |resolve, reject| {
+            pending.borrow_mut().insert(id, (resolve, reject));
+        });
+        let (message, transfer) = Envelope {
+            id,
+            body: request,
+            bytes,
+        }
+        .to_js();
+        self.worker
+            .post_message_with_transfer(&message, &transfer)
+            .map_err(|e| CallError::Backend(format!("the model's worker is gone: {e:?}")))?;
+        let reply = match timeout_ms {
+            Some(ms) => Promise::race(&js_sys::Array::of2(&reply, &timeout(ms))),
+            None => reply,
+        };
+        let data = JsFuture::from(reply)
+            .await
+            .map_err(|e| CallError::Backend(super::dom::error_text(&e)))?;
+        if data.is_undefined() {
+            self.pending.borrow_mut().remove(&id);
+            let seconds = timeout_ms.unwrap_or(0) / 1000;
+            return Err(CallError::Backend(format!("no answer after {seconds} s")));
+        }
+        match Envelope::<Reply>::from_js(&data)
+            .map_err(CallError::Backend)?
+            .body
+        {
+            Reply::Failed { message, input } if input => Err(CallError::Input(message)),
+            Reply::Failed { message, .. } => Err(CallError::Backend(message)),
+            reply => Ok(reply),
+        }
+    }
+
+    pub fn terminate(&self) {
+        self.worker.terminate();
+    }
+}
+
+/// A promise that resolves to `undefined` after `ms` milliseconds.
+fn timeout(ms: i32) -> Promise {
+    Promise::new(&mut |resolve, _| {
+        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    })
+}

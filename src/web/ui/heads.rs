@@ -1,0 +1,171 @@
+//! Heads: the selector (every head of the manifest, plus heads loaded from disk this session)
+//! and "Load a head file…". Both are taken at any time; before the model is ready they wait
+//! in the queue like photos.
+
+use std::rc::Rc;
+
+use gloo_events::EventListener;
+use js_sys::Uint8Array;
+use web_sys::{HtmlInputElement, HtmlOptionElement, HtmlSelectElement};
+
+use super::dom::{by_id, element, set_text};
+use super::photos::display_name;
+use super::results::Card;
+use super::{App, Job};
+use crate::web::protocol::{Reply, Request};
+use crate::weights::Manifest;
+use crate::weights::bundle::IMAGENET_HEAD;
+
+pub fn listen(app: &Rc<App>) {
+    let select: HtmlSelectElement = by_id("head");
+    let on_select = {
+        let (app, chosen) = (app.clone(), select.clone());
+        EventListener::new(&select, "change", move |_| {
+            app.enqueue(Job::SelectHead(chosen.value()));
+        })
+    };
+    let input: HtmlInputElement = by_id("head-file");
+    let on_file = {
+        let (app, picker) = (app.clone(), input.clone());
+        EventListener::new(&input, "change", move |_| {
+            if let Some(file) = picker.files().and_then(|f| f.get(0)) {
+                let card = Card::new(&display_name(&file, "head file"), None);
+                card.waiting(if app.model().is_some() {
+                    "Loading the head…"
+                } else {
+                    "Waiting for the model: this head is loaded as soon as it is ready."
+                });
+                app.enqueue(Job::HeadFile { file, card });
+            }
+            picker.set_value("");
+        })
+    };
+    on_select.forget();
+    on_file.forget();
+}
+
+fn option(value: &str, text: &str) -> HtmlOptionElement {
+    let option: HtmlOptionElement = element("option");
+    option.set_value(value);
+    option.set_text(text);
+    option
+}
+
+/// The manifest's heads (names only: a head's labels live in its file, shown once loaded).
+pub fn fill_selector(app: &App, manifest: &Manifest) {
+    let select: HtmlSelectElement = by_id("head");
+    select.set_inner_html("");
+    for head in &manifest.heads {
+        let text = if head.name == IMAGENET_HEAD {
+            "ImageNet (1000 classes)"
+        } else {
+            &head.name
+        };
+        let _ = select.append_child(&option(&head.name, text));
+    }
+    select.set_value(&app.head_name.borrow());
+    select.set_disabled(false);
+}
+
+fn show_head(app: &App, what: &str) {
+    let labels = app.labels.borrow().join(" / ");
+    let labels: String = labels.chars().take(120).collect();
+    set_text(
+        "status",
+        &format!("{what}: {} ({labels})", app.head_name.borrow()),
+    );
+    by_id::<HtmlSelectElement>("head").set_value(&app.head_name.borrow());
+}
+
+/// Switch to a head of the manifest, or one loaded from disk earlier (by file name).
+pub async fn select(app: &Rc<App>, name: &str) {
+    let from_disk = app
+        .disk_heads
+        .borrow()
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, bytes)| bytes.clone());
+    let (file, bytes) = match from_disk {
+        Some(bytes) => (name.to_string(), bytes),
+        None => match load_manifest_head(app, name).await {
+            Ok(found) => found,
+            Err(e) => {
+                Card::error("That head could not be loaded", &e);
+                show_head(app, "Head");
+                return;
+            }
+        },
+    };
+    match set_head(app, &file, bytes).await {
+        Ok(()) => {
+            *app.head_name.borrow_mut() = name.to_string();
+            show_head(app, "Head");
+        }
+        Err(e) => {
+            Card::error("That head could not be loaded", &e);
+            show_head(app, "Head");
+        }
+    }
+}
+
+async fn load_manifest_head(app: &App, name: &str) -> Result<(String, Rc<Vec<u8>>), String> {
+    let bundle = app
+        .bundle
+        .borrow()
+        .clone()
+        .ok_or("the manifest is not loaded")?;
+    let file = bundle.head_file(name)?;
+    let mut files = app.load_files(&bundle, &[&file]).await?;
+    Ok((file, Rc::new(files.pop().expect("one file"))))
+}
+
+/// A head file from disk: used at once, and offered in the selector for this session.
+pub async fn load_file(app: &Rc<App>, file: &web_sys::File, card: &Card) {
+    let name = display_name(file, "head file");
+    let bytes = match gloo_file::futures::read_as_bytes(&gloo_file::Blob::from(file.clone())).await
+    {
+        Ok(bytes) => Rc::new(bytes),
+        Err(e) => {
+            card.fail(&format!("{name} could not be read"), &e.to_string());
+            return;
+        }
+    };
+    match set_head(app, &name, bytes.clone()).await {
+        Ok(()) => {
+            *app.head_name.borrow_mut() = name.clone();
+            let mut disk = app.disk_heads.borrow_mut();
+            if !disk.iter().any(|(n, _)| *n == name) {
+                let select: HtmlSelectElement = by_id("head");
+                let _ = select.append_child(&option(&name, &format!("{name} (from disk)")));
+            }
+            disk.retain(|(n, _)| *n != name);
+            disk.push((name.clone(), bytes));
+            drop(disk);
+            show_head(app, "Head from disk");
+            card.done(&format!("Head in use: {}", app.labels.borrow().join(" / ")));
+        }
+        Err(e) => card.fail(&format!("{name} is not a head for this model"), &e),
+    }
+}
+
+/// Give the model a new head; the labels come back from the head file itself.
+async fn set_head(app: &App, file: &str, bytes: Rc<Vec<u8>>) -> Result<(), String> {
+    let model = app.model().ok_or("the model is not ready")?;
+    let reply = model
+        .engine
+        .call(
+            Request::SetHead {
+                file: file.to_string(),
+            },
+            vec![Uint8Array::from(&bytes[..])],
+            None,
+        )
+        .await
+        .map_err(|e| e.message().to_string())?;
+    let Reply::HeadSet { labels } = reply else {
+        return Err("unexpected reply from the model".into());
+    };
+    *app.labels.borrow_mut() = labels;
+    app.set_model_head(bytes);
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! The model's worker (the `lucy-model` wasm, feature `model`): the classifier, off the page's
+//! thread, so the page keeps painting and taking input while the CPU backend computes.
+//! Requests are answered one at a time, in the order they came ([`super::protocol`]).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use burn::prelude::*;
+use js_sys::Uint8Array;
+use wasm_bindgen::prelude::*;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use super::protocol::{Backend, Envelope, Reply, Request};
+use crate::classifier::{Classifier, top_k};
+use crate::preprocess::{Input, preprocess_bytes, preprocess_rgba};
+use crate::weights::bundle::{decode_head, load_backbone};
+
+/// The worker's state: the model once created, and the requests waiting for it.
+#[derive(Default)]
+struct Model {
+    classifier: Option<Classifier>,
+    /// Tests only: fail every request after this many answers (a backend breaking mid-session).
+    fail_after: Option<u32>,
+    answered: u32,
+}
+
+type Queue = Rc<RefCell<VecDeque<Envelope<Request>>>>;
+
+/// Install the message handler, then tell the page the worker is ready (messages posted
+/// before that would be lost while the wasm compiles).
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let model = Rc::new(RefCell::new(Model::default()));
+    let queue: Queue = Rc::default();
+    let running = Rc::new(std::cell::Cell::new(false));
+    let reply_scope = scope.clone();
+    let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        match Envelope::<Request>::from_js(&event.data()) {
+            Ok(request) => queue.borrow_mut().push_back(request),
+            Err(message) => web_sys::console::error_1(&message.into()),
+        }
+        if !running.replace(true) {
+            let (queue, model, running, scope) = (
+                queue.clone(),
+                model.clone(),
+                running.clone(),
+                reply_scope.clone(),
+            );
+            wasm_bindgen_futures::spawn_local(async move {
+                // One request at a time, in order, until the queue is empty.
+                loop {
+                    let Some(request) = queue.borrow_mut().pop_front() else {
+                        break;
+                    };
+                    let reply = answer(&model, request.body, &request.bytes).await;
+                    post(&scope, request.id, reply);
+                }
+                running.set(false);
+            });
+        }
+    });
+    scope.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    onmessage.forget(); // lives as long as the worker
+    let _ = scope.post_message(&"ready".into());
+}
+
+fn post(scope: &DedicatedWorkerGlobalScope, id: u32, reply: Reply) {
+    let (message, transfer) = Envelope {
+        id,
+        body: reply,
+        bytes: Vec::new(),
+    }
+    .to_js();
+    let _ = scope.post_message_with_transfer(&message, &transfer);
+}
+
+/// An error that is the input's fault (a photo that does not decode, a head that does not fit).
+fn input_error(message: impl std::fmt::Display) -> Reply {
+    Reply::Failed {
+        message: message.to_string(),
+        input: true,
+    }
+}
+
+fn backend_error(message: impl std::fmt::Display) -> Reply {
+    Reply::Failed {
+        message: message.to_string(),
+        input: false,
+    }
+}
+
+async fn answer(model: &RefCell<Model>, request: Request, bytes: &[Uint8Array]) -> Reply {
+    let payload = |i: usize| bytes.get(i).map(Uint8Array::to_vec).unwrap_or_default();
+    if let Request::Create {
+        backend,
+        fail_after,
+    } = request
+    {
+        return match create(backend, &payload(0), &payload(1)).await {
+            Ok((classifier, backend)) => {
+                let labels = classifier.labels().to_vec();
+                *model.borrow_mut() = Model {
+                    classifier: Some(classifier),
+                    fail_after,
+                    answered: 0,
+                };
+                Reply::Created { backend, labels }
+            }
+            Err(e) => backend_error(format!("the model could not be built: {e}")),
+        };
+    }
+    {
+        let mut state = model.borrow_mut();
+        if state.classifier.is_none() {
+            return backend_error("the model is not built yet");
+        }
+        if state.fail_after.is_some_and(|n| state.answered >= n) {
+            return backend_error("the backend failed (a test asked it to)");
+        }
+        state.answered += 1;
+    }
+    // The classifier is borrowed across awaits only here, and requests never overlap.
+    let state = model.borrow();
+    let classifier = state.classifier.as_ref().expect("checked above");
+    match request {
+        Request::Create { .. } => unreachable!("handled above"),
+        Request::SetHead { file } => {
+            let head = match decode_head(&file, &payload(0)) {
+                Ok(head) => head,
+                Err(e) => return input_error(e),
+            };
+            drop(state);
+            let mut state = model.borrow_mut();
+            let classifier = state.classifier.as_mut().expect("checked above");
+            match classifier.set_head(head) {
+                Ok(()) => Reply::HeadSet {
+                    labels: classifier.labels().to_vec(),
+                },
+                Err(e) => input_error(e),
+            }
+        }
+        Request::ClassifyBytes { top } => match preprocess_bytes(&payload(0)) {
+            Ok(input) => classify(classifier, &input, top).await,
+            Err(e) => input_error(e),
+        },
+        Request::ClassifyRgba { width, height, top } => {
+            match preprocess_rgba(&payload(0), width, height) {
+                Ok(input) => classify(classifier, &input, top).await,
+                Err(e) => input_error(e),
+            }
+        }
+        Request::TimeInference { runs } => {
+            let input = match preprocess_bytes(&payload(0)) {
+                Ok(input) => input,
+                Err(e) => return input_error(e),
+            };
+            let top1 = match probabilities(classifier, &input).await {
+                Ok(p) => top_k(&p, classifier.labels(), 1)[0].index,
+                Err(e) => return backend_error(e),
+            };
+            let mut times_ms = Vec::new();
+            for _ in 0..runs {
+                let started = now_ms();
+                if let Err(e) = probabilities(classifier, &input).await {
+                    return backend_error(e);
+                }
+                times_ms.push(now_ms() - started);
+            }
+            Reply::Timed { top1, times_ms }
+        }
+    }
+}
+
+/// WebGPU when asked and available (burn-wgpu, initialised asynchronously), else the CPU.
+async fn create(
+    backend: Backend,
+    backbone: &[u8],
+    head: &[u8],
+) -> Result<(Classifier, Backend), String> {
+    let (device, backend) = match backend {
+        Backend::WebGpu => match Device::wgpu_options().init_async().await {
+            Ok(device) => (device, Backend::WebGpu),
+            Err(e) => {
+                web_sys::console::warn_1(
+                    &format!("WebGPU unavailable ({e}); using the CPU").into(),
+                );
+                (Device::flex(), Backend::Cpu)
+            }
+        },
+        Backend::Cpu => (Device::flex(), Backend::Cpu),
+    };
+    let backbone = load_backbone("backbone", backbone, &device).map_err(|e| e.to_string())?;
+    let head = decode_head("head", head).map_err(|e| e.to_string())?;
+    let classifier = Classifier::new(backbone, head, &device).map_err(|e| e.to_string())?;
+    Ok((classifier, backend))
+}
+
+async fn classify(classifier: &Classifier, input: &Input, top: usize) -> Reply {
+    match probabilities(classifier, input).await {
+        Ok(p) => Reply::Predictions(top_k(&p, classifier.labels(), top)),
+        Err(e) => backend_error(e),
+    }
+}
+
+/// Only the probabilities come back from the GPU, asynchronously (a blocking read panics on
+/// WebGPU).
+async fn probabilities(classifier: &Classifier, input: &Input) -> Result<Vec<f32>, String> {
+    let data = classifier
+        .probabilities(std::slice::from_ref(input))
+        .into_data_async()
+        .await
+        .map_err(|e| format!("reading the result failed: {e:?}"))?;
+    data.as_slice::<f32>()
+        .map(<[f32]>::to_vec)
+        .map_err(|e| format!("unexpected result type: {e:?}"))
+}
+
+fn now_ms() -> f64 {
+    js_sys::global()
+        .unchecked_into::<DedicatedWorkerGlobalScope>()
+        .performance()
+        .map_or(0.0, |p| p.now())
+}
