@@ -3,7 +3,8 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Backbone, Head};
+use crate::explain::{ClassMap, class_map, normalise};
+use crate::model::{Backbone, FEATURES, Head, HeadWeights};
 use crate::preprocess::{INPUT_SIDE, Input};
 use crate::weights::bundle::{HeadFile, WeightsError};
 
@@ -18,16 +19,19 @@ pub struct Prediction {
 pub struct Classifier {
     backbone: Backbone,
     head: Head,
+    /// The head's weights as plain values too: class activation maps are made from them.
+    head_weights: HeadWeights,
     labels: Vec<String>,
     device: Device,
 }
 
 impl Classifier {
     pub fn new(backbone: Backbone, head: HeadFile, device: &Device) -> Result<Self, WeightsError> {
-        let (head, labels) = build_head(head, device)?;
+        let (head, head_weights, labels) = build_head(head, device)?;
         Ok(Self {
             backbone,
             head,
+            head_weights,
             labels,
             device: device.clone(),
         })
@@ -35,7 +39,7 @@ impl Classifier {
 
     /// Swap the head, keeping the backbone.
     pub fn set_head(&mut self, head: HeadFile) -> Result<(), WeightsError> {
-        (self.head, self.labels) = build_head(head, &self.device)?;
+        (self.head, self.head_weights, self.labels) = build_head(head, &self.device)?;
         Ok(())
     }
 
@@ -57,6 +61,58 @@ impl Classifier {
         self.head.forward(self.features(inputs))
     }
 
+    /// Class probabilities `[N, classes]` and the last convolutional maps `[N, 2048, 7, 7]`
+    /// they were pooled from (read back asynchronously on WebGPU; see [`Self::explain`]).
+    pub fn probabilities_and_maps(&self, inputs: &[Input]) -> (Tensor<2>, Tensor<4>) {
+        let (maps, features) = self
+            .backbone
+            .forward_maps(input_batch(inputs, &self.device));
+        (self.head.forward(features), maps)
+    }
+
+    /// The maps of `classes` for one photo, from its probabilities and its maps
+    /// (`[2048, 7, 7]`, as read back from [`Self::probabilities_and_maps`]).
+    pub fn class_maps(
+        &self,
+        probabilities: &[f32],
+        maps: &[f32],
+        classes: &[usize],
+    ) -> Vec<ClassMap> {
+        classes
+            .iter()
+            .map(|&index| ClassMap {
+                index,
+                label: self.labels[index].clone(),
+                probability: probabilities[index],
+                grid: normalise(&class_map(maps, &self.head_weights, index)),
+            })
+            .collect()
+    }
+
+    /// Top-`k` predictions for one photo and the map of each (natively and on the CPU; the
+    /// browser's WebGPU path reads back asynchronously), plus the map of `also` if given.
+    pub fn explain(
+        &self,
+        input: &Input,
+        k: usize,
+        also: Option<usize>,
+    ) -> (Vec<Prediction>, Vec<ClassMap>) {
+        let (probabilities, maps) = self.probabilities_and_maps(std::slice::from_ref(input));
+        let probabilities = probabilities
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 probabilities");
+        let maps = maps.into_data().try_to_vec::<f32>().expect("f32 maps");
+        let predictions = top_k(&probabilities, &self.labels, k);
+        let mut classes: Vec<usize> = predictions.iter().map(|p| p.index).collect();
+        if let Some(extra) = also.filter(|c| !classes.contains(c)) {
+            classes.push(extra);
+        }
+        debug_assert_eq!(maps.len(), FEATURES * crate::explain::CELLS);
+        let class_maps = self.class_maps(&probabilities, &maps, &classes);
+        (predictions, class_maps)
+    }
+
     /// Top `k` predictions for each input (reads the result back synchronously: native and
     /// CPU backends; the browser's WebGPU path reads asynchronously).
     pub fn classify(&self, inputs: &[Input], k: usize) -> Vec<Vec<Prediction>> {
@@ -69,10 +125,13 @@ impl Classifier {
     }
 }
 
-/// A head file as a burn module and its labels.
-fn build_head(head: HeadFile, device: &Device) -> Result<(Head, Vec<String>), WeightsError> {
+/// A head file as a burn module, its plain weights and its labels.
+fn build_head(
+    head: HeadFile,
+    device: &Device,
+) -> Result<(Head, HeadWeights, Vec<String>), WeightsError> {
     let (weights, labels) = head.into_weights()?;
-    Ok((Head::new(weights, device), labels))
+    Ok((Head::new(weights.clone(), device), weights, labels))
 }
 
 /// Stack preprocessed photos into a `[N, 3, 224, 224]` batch.

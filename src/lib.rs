@@ -6,11 +6,12 @@
 //!   [`classifier::top_k`];
 //! - weights become a bundle: [`weights`] (import, fold, quantize, bundle, verify).
 //!
-//! Modules depend one way: `preprocess`, `model` ← `weights` ← `classifier` ← `train` ←
-//! `cli` / `web`. Platform code lives at the edges: `cli` (feature `cli`) and `train`
+//! Modules depend one way: `preprocess`, `model` ← `weights`, `explain` ← `classifier` ←
+//! `train` ← `cli` / `web`. Platform code lives at the edges: `cli` (feature `cli`) and `train`
 //! (feature `train`) are native only, `web` is wasm only.
 
 pub mod classifier;
+pub mod explain;
 pub mod model;
 pub mod preprocess;
 pub mod weights;

@@ -165,6 +165,45 @@ pub fn preprocess_rgba(rgba: &[u8], width: u32, height: u32) -> Result<Input, Pr
     Ok(preprocess_rgb(&image))
 }
 
+/// The square of the original photo the model sees (after resizing, the centre 224 x 224),
+/// in the photo's own pixels: what a class activation map covers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CropRegion {
+    pub x: f32,
+    pub y: f32,
+    pub side: f32,
+}
+
+impl CropRegion {
+    pub fn of(width: u32, height: u32) -> Self {
+        let (new_w, new_h) = resized_dimensions(width, height);
+        let side = INPUT_SIDE as u32;
+        let (sx, sy) = (width as f32 / new_w as f32, height as f32 / new_h as f32);
+        Self {
+            x: ((new_w - side) / 2) as f32 * sx,
+            y: ((new_h - side) / 2) as f32 * sy,
+            side: INPUT_SIDE as f32 * sx,
+        }
+    }
+}
+
+impl Input {
+    /// The 224 x 224 RGB crop back from the model's input (what the model saw).
+    pub fn to_rgb(&self) -> RgbImage {
+        let plane = INPUT_SIDE * INPUT_SIDE;
+        let side = INPUT_SIDE as u32;
+        let value = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+        RgbImage::from_fn(side, side, |x, y| {
+            let i = (y * side + x) as usize;
+            image::Rgb([
+                value(self.chw[2 * plane + i] + MEAN_BGR[2]),
+                value(self.chw[plane + i] + MEAN_BGR[1]),
+                value(self.chw[i] + MEAN_BGR[0]),
+            ])
+        })
+    }
+}
+
 /// Resize (shorter side 256), centre-crop 224, BGR minus means.
 pub fn preprocess_rgb(image: &RgbImage) -> Input {
     let (width, height) = image.dimensions();

@@ -271,3 +271,46 @@ fn a_closed_pipe_is_not_a_panic() {
     child.wait().unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `lucy explain`: the top class's 7 x 7 map as JSON (0..1, strongest cell 1), a picture of the
+/// photo with the map and a legend, and an unknown `--label` answered with close matches.
+#[test]
+fn explain_gives_the_map_as_numbers_and_as_a_picture() {
+    let photo = fixture("skimage_chelsea_cat.png").display().to_string();
+    let out = lucy(&["explain", "--json", &photo], &weights_dir());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report[0]["label"], "Egyptian_cat");
+    let grid = report[0]["grid"].as_array().unwrap();
+    assert_eq!(grid.len(), 7);
+    let cells: Vec<f64> = grid
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+        .collect();
+    assert_eq!(cells.len(), 49);
+    assert!(cells.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert_eq!(cells.iter().copied().fold(0.0, f64::max), 1.0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let picture = dir.path().join("why.png");
+    let out = lucy(
+        &[
+            "explain",
+            "--label",
+            "tabby",
+            "--out",
+            &picture.display().to_string(),
+            &photo,
+        ],
+        &weights_dir(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("tabby"));
+    let image = image::open(&picture).unwrap();
+    // The whole photo (451 x 300), the legend below it.
+    assert_eq!(image.width(), 451);
+    assert!(image.height() > 300);
+
+    let out = lucy(&["explain", "--label", "espreso", &photo], &weights_dir());
+    assert_clean_failure(&out, &["espreso", "closest: espresso"]);
+}

@@ -4,11 +4,16 @@
 mod page {
     use wasm_bindgen::prelude::*;
 
-    /// The model's time on one photo, `runs` times: `bench/browser_peers.mjs` calls it as
-    /// `window.wasmBindings.time_inference(bytes, runs)`.
+    /// The model's time on one photo, `runs` times, with the class activation maps or not:
+    /// `bench/browser_peers.mjs` and the browser tests call it as
+    /// `window.wasmBindings.time_inference(bytes, runs, explain)`.
     #[wasm_bindgen]
-    pub async fn time_inference(photo: Vec<u8>, runs: u32) -> Result<JsValue, JsError> {
-        lucy::web::ui::time_inference(photo, runs).await
+    pub async fn time_inference(
+        photo: Vec<u8>,
+        runs: u32,
+        explain: bool,
+    ) -> Result<JsValue, JsError> {
+        lucy::web::ui::time_inference(photo, runs, explain).await
     }
 }
 

@@ -2,6 +2,7 @@
 //! the `train` feature).
 
 mod bench;
+mod explain;
 mod predict;
 #[cfg(feature = "train")]
 mod train;
@@ -51,6 +52,9 @@ enum Command {
     },
     /// Print the most likely labels for each photo.
     Predict(predict::PredictArgs),
+    /// Show which part of each photo made the head decide: the class activation map of the
+    /// top class (or --label), as a picture over the photo (--out) or as a 7 x 7 grid.
+    Explain(explain::ExplainArgs),
     /// Measure load time and per-image latency (batch 1 and 8, f32 and int8) on this machine.
     Bench(bench::BenchArgs),
     /// Train a head on folders of photos (frozen backbone; features cached) and register it.
@@ -91,6 +95,7 @@ pub fn main() -> ExitCode {
             force,
         }),
         Command::Predict(args) => predict::run(&cli.weights, args),
+        Command::Explain(args) => explain::run(&cli.weights, args),
         Command::Bench(args) => bench::run(&cli.weights, args),
         #[cfg(feature = "train")]
         Command::Train(args) => train::run_train(&cli.weights, args),

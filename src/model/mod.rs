@@ -8,7 +8,10 @@ mod resnet;
 
 pub use cpu::{CpuResNet50, LayerTime};
 pub use head::{Head, HeadWeights};
-pub use resnet::{ConvSpec, FEATURES, ResNet50, conv_specs};
+pub use resnet::{ConvSpec, FEATURES, ResNet50, conv_specs, global_average};
+
+/// The side of the last convolutional maps (224 / 32): what a class activation map covers.
+pub const MAP_SIDE: usize = 7;
 
 use std::collections::HashMap;
 
@@ -32,6 +35,31 @@ impl Backbone {
             Ok(Self::Burn(Box::new(ResNet50::from_tensors(
                 tensors, device,
             )?)))
+        }
+    }
+
+    /// Photos `[N, 3, 224, 224]` → the last convolutional maps `[N, 2048, 7, 7]` (before
+    /// pooling) and the features `[N, 2048]` pooled from them. Plain classification uses
+    /// [`Self::forward`], which never materialises the maps as a tensor.
+    pub fn forward_maps(&self, input: Tensor<4>) -> (Tensor<4>, Tensor<2>) {
+        match self {
+            Self::Burn(model) => {
+                let maps = model.forward_maps(input);
+                (maps.clone(), global_average(maps))
+            }
+            Self::Cpu(model) => {
+                let [n, _, side, _] = input.dims();
+                let device = input.device();
+                let planar = input.into_data().try_to_vec::<f32>().expect("f32 photos");
+                let (features, maps) = model.forward_maps(&planar, n, side);
+                let maps = Tensor::<4>::from_data(
+                    TensorData::new(maps, [n, MAP_SIDE, MAP_SIDE, FEATURES]),
+                    &device,
+                )
+                .permute([0, 3, 1, 2]);
+                let features = Tensor::from_data(TensorData::new(features, [n, FEATURES]), &device);
+                (maps, features)
+            }
         }
     }
 

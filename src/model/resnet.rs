@@ -199,14 +199,24 @@ impl ResNet50 {
     }
 
     pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
+        global_average(self.forward_maps(input))
+    }
+
+    /// The last convolutional maps before pooling, `[N, 2048, 7, 7]`.
+    pub fn forward_maps(&self, input: Tensor<4>) -> Tensor<4> {
         let x = relu(self.stem.forward(input));
         let mut x = self.max_pool.forward(x);
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let [n, c, h, w] = x.dims();
-        x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+        x
     }
+}
+
+/// `[N, C, H, W]` → the mean over the pixels, `[N, C]`.
+pub fn global_average(maps: Tensor<4>) -> Tensor<2> {
+    let [n, c, h, w] = maps.dims();
+    maps.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
 }
 
 /// Keras: ZeroPadding2D(1) then MaxPool 3x3/2 'valid'. Padding with zeros or with -inf is the

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::classifier::Prediction;
+use crate::explain::ClassMap;
 
 /// What the page asks of the model, one at a time, answered in order.
 #[derive(Debug, Serialize, Deserialize)]
@@ -22,12 +23,13 @@ pub enum Request {
     },
     /// Swap the head for `bytes[0]` (named `file` in errors).
     SetHead { file: String },
-    /// Top-`top` predictions for the photo file in `bytes[0]`.
+    /// Top-`top` predictions and their maps for the photo file in `bytes[0]`.
     ClassifyBytes { top: usize },
-    /// Top-`top` predictions for RGBA pixels in `bytes[0]` (camera frames).
+    /// Top-`top` predictions and their maps for RGBA pixels in `bytes[0]` (camera frames).
     ClassifyRgba { width: u32, height: u32, top: usize },
-    /// The model alone, `runs` times, on the photo in `bytes[0]` prepared once (benchmarks).
-    TimeInference { runs: u32 },
+    /// The model alone, `runs` times, on the photo in `bytes[0]` prepared once (benchmarks);
+    /// with `explain`, the top-5 class activation maps too.
+    TimeInference { runs: u32, explain: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,7 +66,12 @@ pub enum Reply {
     HeadSet {
         labels: Vec<String>,
     },
-    Predictions(Vec<Prediction>),
+    /// The predictions, the class activation map of each, and (in `bytes[0]`) the 224 x 224
+    /// RGB crop the model saw, for drawing the maps over.
+    Classified {
+        predictions: Vec<Prediction>,
+        maps: Vec<ClassMap>,
+    },
     Timed {
         top1: usize,
         times_ms: Vec<f64>,

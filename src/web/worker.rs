@@ -12,7 +12,8 @@ use wasm_bindgen::prelude::*;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use super::protocol::{Backend, Envelope, Reply, Request};
-use crate::classifier::{Classifier, top_k};
+use crate::classifier::{Classifier, Prediction, top_k};
+use crate::explain::ClassMap;
 use crate::preprocess::{Input, preprocess_bytes, preprocess_rgba};
 use crate::weights::bundle::{decode_head, load_backbone};
 
@@ -66,11 +67,11 @@ pub fn start() {
     let _ = scope.post_message(&"ready".into());
 }
 
-fn post(scope: &DedicatedWorkerGlobalScope, id: u32, reply: Reply) {
+fn post(scope: &DedicatedWorkerGlobalScope, id: u32, (reply, bytes): (Reply, Vec<Uint8Array>)) {
     let (message, transfer) = Envelope {
         id,
         body: reply,
-        bytes: Vec::new(),
+        bytes,
     }
     .to_js();
     let _ = scope.post_message_with_transfer(&message, &transfer);
@@ -91,8 +92,62 @@ fn backend_error(message: impl std::fmt::Display) -> Reply {
     }
 }
 
-async fn answer(model: &RefCell<Model>, request: Request, bytes: &[Uint8Array]) -> Reply {
-    let payload = |i: usize| bytes.get(i).map(Uint8Array::to_vec).unwrap_or_default();
+/// The reply to `request`, with its payloads (a classification's crop).
+async fn answer(
+    model: &RefCell<Model>,
+    request: Request,
+    bytes: &[Uint8Array],
+) -> (Reply, Vec<Uint8Array>) {
+    match request {
+        Request::ClassifyBytes { top } => match preprocess_bytes(&payload(bytes, 0)) {
+            Ok(input) => classify(model, &input, top).await,
+            Err(e) => (input_error(e), Vec::new()),
+        },
+        Request::ClassifyRgba { width, height, top } => {
+            match preprocess_rgba(&payload(bytes, 0), width, height) {
+                Ok(input) => classify(model, &input, top).await,
+                Err(e) => (input_error(e), Vec::new()),
+            }
+        }
+        other => (answer_other(model, other, bytes).await, Vec::new()),
+    }
+}
+
+fn payload(bytes: &[Uint8Array], i: usize) -> Vec<u8> {
+    bytes.get(i).map(Uint8Array::to_vec).unwrap_or_default()
+}
+
+/// Take the model for one request: `None` with the reply when it cannot answer (not built yet,
+/// or a test asked the backend to fail from now on).
+fn take_turn(model: &RefCell<Model>) -> Option<Reply> {
+    let mut state = model.borrow_mut();
+    if state.classifier.is_none() {
+        return Some(backend_error("the model is not built yet"));
+    }
+    if state.fail_after.is_some_and(|n| state.answered >= n) {
+        return Some(backend_error("the backend failed (a test asked it to)"));
+    }
+    state.answered += 1;
+    None
+}
+
+async fn classify(model: &RefCell<Model>, input: &Input, top: usize) -> (Reply, Vec<Uint8Array>) {
+    if let Some(refused) = take_turn(model) {
+        return (refused, Vec::new());
+    }
+    let state = model.borrow();
+    let classifier = state.classifier.as_ref().expect("checked by take_turn");
+    match explained(classifier, input, top).await {
+        Ok((predictions, maps)) => (
+            Reply::Classified { predictions, maps },
+            vec![Uint8Array::from(&input.to_rgb().into_raw()[..])],
+        ),
+        Err(e) => (backend_error(e), Vec::new()),
+    }
+}
+
+async fn answer_other(model: &RefCell<Model>, request: Request, bytes: &[Uint8Array]) -> Reply {
+    let payload = |i: usize| payload(bytes, i);
     if let Request::Create {
         backend,
         fail_after,
@@ -111,21 +166,16 @@ async fn answer(model: &RefCell<Model>, request: Request, bytes: &[Uint8Array]) 
             Err(e) => backend_error(format!("the model could not be built: {e}")),
         };
     }
-    {
-        let mut state = model.borrow_mut();
-        if state.classifier.is_none() {
-            return backend_error("the model is not built yet");
-        }
-        if state.fail_after.is_some_and(|n| state.answered >= n) {
-            return backend_error("the backend failed (a test asked it to)");
-        }
-        state.answered += 1;
+    if let Some(refused) = take_turn(model) {
+        return refused;
     }
     // The classifier is borrowed across awaits only here, and requests never overlap.
     let state = model.borrow();
     let classifier = state.classifier.as_ref().expect("checked above");
     match request {
-        Request::Create { .. } => unreachable!("handled above"),
+        Request::Create { .. } | Request::ClassifyBytes { .. } | Request::ClassifyRgba { .. } => {
+            unreachable!("answered by `answer`")
+        }
         Request::SetHead { file } => {
             let head = match decode_head(&file, &payload(0)) {
                 Ok(head) => head,
@@ -141,17 +191,7 @@ async fn answer(model: &RefCell<Model>, request: Request, bytes: &[Uint8Array]) 
                 Err(e) => input_error(e),
             }
         }
-        Request::ClassifyBytes { top } => match preprocess_bytes(&payload(0)) {
-            Ok(input) => classify(classifier, &input, top).await,
-            Err(e) => input_error(e),
-        },
-        Request::ClassifyRgba { width, height, top } => {
-            match preprocess_rgba(&payload(0), width, height) {
-                Ok(input) => classify(classifier, &input, top).await,
-                Err(e) => input_error(e),
-            }
-        }
-        Request::TimeInference { runs } => {
+        Request::TimeInference { runs, explain } => {
             let input = match preprocess_bytes(&payload(0)) {
                 Ok(input) => input,
                 Err(e) => return input_error(e),
@@ -163,7 +203,12 @@ async fn answer(model: &RefCell<Model>, request: Request, bytes: &[Uint8Array]) 
             let mut times_ms = Vec::new();
             for _ in 0..runs {
                 let started = now_ms();
-                if let Err(e) = probabilities(classifier, &input).await {
+                let run = if explain {
+                    explained(classifier, &input, 5).await.map(|_| ())
+                } else {
+                    probabilities(classifier, &input).await.map(|_| ())
+                };
+                if let Err(e) = run {
                     return backend_error(e);
                 }
                 times_ms.push(now_ms() - started);
@@ -197,24 +242,38 @@ async fn create(
     Ok((classifier, backend))
 }
 
-async fn classify(classifier: &Classifier, input: &Input, top: usize) -> Reply {
-    match probabilities(classifier, input).await {
-        Ok(p) => Reply::Predictions(top_k(&p, classifier.labels(), top)),
-        Err(e) => backend_error(e),
-    }
+/// Top-`top` predictions and the class activation map of each. Only the probabilities and
+/// the maps come back from the GPU, asynchronously.
+async fn explained(
+    classifier: &Classifier,
+    input: &Input,
+    top: usize,
+) -> Result<(Vec<Prediction>, Vec<ClassMap>), String> {
+    let (probabilities, maps) = classifier.probabilities_and_maps(std::slice::from_ref(input));
+    let probabilities = read(probabilities.into_data_async().await)?;
+    let maps = read(maps.into_data_async().await)?;
+    let predictions = top_k(&probabilities, classifier.labels(), top);
+    let classes: Vec<usize> = predictions.iter().map(|p| p.index).collect();
+    let maps = classifier.class_maps(&probabilities, &maps, &classes);
+    Ok((predictions, maps))
+}
+
+fn read<E: std::fmt::Debug>(data: Result<burn::tensor::TensorData, E>) -> Result<Vec<f32>, String> {
+    let data = data.map_err(|e| format!("reading the result failed: {e:?}"))?;
+    data.as_slice::<f32>()
+        .map(<[f32]>::to_vec)
+        .map_err(|e| format!("unexpected result type: {e:?}"))
 }
 
 /// Only the probabilities come back from the GPU, asynchronously (a blocking read panics on
 /// WebGPU).
 async fn probabilities(classifier: &Classifier, input: &Input) -> Result<Vec<f32>, String> {
-    let data = classifier
-        .probabilities(std::slice::from_ref(input))
-        .into_data_async()
-        .await
-        .map_err(|e| format!("reading the result failed: {e:?}"))?;
-    data.as_slice::<f32>()
-        .map(<[f32]>::to_vec)
-        .map_err(|e| format!("unexpected result type: {e:?}"))
+    read(
+        classifier
+            .probabilities(std::slice::from_ref(input))
+            .into_data_async()
+            .await,
+    )
 }
 
 fn now_ms() -> f64 {

@@ -47,6 +47,7 @@ function resolve(pathname) {
     return file;
   }
   if (pathname.startsWith("/fixtures/")) return path.join(fixtures, path.basename(pathname));
+  if (pathname.startsWith("/shared/")) return path.join(shared, path.basename(pathname));
   return null;
 }
 
@@ -105,8 +106,8 @@ async function launch({ webgpu = false, camera = null, userDataDir = null } = {}
 
 /// Open the page and collect what must not happen: console errors, uncaught errors, CSP
 /// violations; and which wasm modules the page's own thread compiles.
-async function openPage(context, query = "", { url = base, waitReady = true } = {}) {
-  const page = context.pages()[0] ?? (await context.newPage());
+async function openPage(context, query = "", { url = base, waitReady = true, page: given = null } = {}) {
+  const page = given ?? context.pages()[0] ?? (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(`uncaught: ${e}`));
   page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
@@ -219,6 +220,39 @@ function headFile(features, labels, fill) {
   const size = Buffer.alloc(8);
   size.writeBigUInt64LE(BigInt(json.length));
   return Buffer.concat([size, json, Buffer.from(bias.buffer), Buffer.from(weight.buffer)]);
+}
+
+/// Turn "Why?" on for `card`, pick the bar labelled `label`, and return the 7 x 7 map shown.
+async function whyGrid(card, label) {
+  if ((await card.locator("button.why").getAttribute("aria-pressed")) !== "true") await card.locator("button.why").click();
+  await card.locator(".bars .label").getByText(label, { exact: true }).click();
+  assert.equal(await card.getAttribute("data-why-label"), label);
+  assert.equal(await card.locator("canvas.why-map").isVisible(), true);
+  return JSON.parse(await card.getAttribute("data-why-grid"));
+}
+
+/// Share of a 7 x 7 map's mass in its left three columns and in its right three.
+function leftRight(grid) {
+  const total = grid.reduce((a, b) => a + b, 0) || 1;
+  const side = (cols) => grid.filter((_, i) => cols.includes(i % 7)).reduce((a, b) => a + b, 0) / total;
+  return [side([0, 1, 2]), side([4, 5, 6])];
+}
+
+function cosine(a, b) {
+  const dot = a.reduce((s, x, i) => s + x * b[i], 0);
+  const norm = (v) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+  return dot / (norm(a) * norm(b));
+}
+
+/// The model's time per photo in the page's worker, plain and with the maps (median ms).
+async function mapCost(page, runs) {
+  return page.evaluate(async (runs) => {
+    const photo = new Uint8Array(await (await fetch("/fixtures/skimage_chelsea_cat.png")).arrayBuffer());
+    const median = (t) => t.sort((a, b) => a - b)[t.length >> 1];
+    const plain = median((await window.wasmBindings.time_inference(photo, runs, false)).times);
+    const withMaps = median((await window.wasmBindings.time_inference(photo, runs, true)).times);
+    return { plain, withMaps };
+  }, runs);
 }
 
 // ---------- tests ---------------------------------------------------------------------------
@@ -362,8 +396,9 @@ test("?backend=cpu forces the CPU; a damaged cached file is fetched again", asyn
 test("WebGPU (SwiftShader): the same top-1; WebGPU failing mid-session falls back to the CPU", { timeout: 900_000 }, async () => {
   const context = await launch({ webgpu: true });
   try {
-    // Test-only: the WebGPU worker answers two requests, then fails like a broken backend.
-    const { page, errors } = await openPage(context, "?fail-webgpu-after=2");
+    // Test-only: the WebGPU worker answers four requests (two photos, two timings), then
+    // fails like a broken backend.
+    const { page, errors } = await openPage(context, "?fail-webgpu-after=4");
     assert.equal(await page.textContent("#backend"), "WebGPU");
     const t0 = Date.now();
     const card = await upload(page, chelsea, 540_000);
@@ -376,8 +411,22 @@ test("WebGPU (SwiftShader): the same top-1; WebGPU failing mid-session falls bac
     assert.equal(await coffeeCard.getAttribute("data-top1"), "espresso");
     assert.equal(await page.textContent("#backend"), "WebGPU");
     await page.screenshot({ path: path.join(output, "webgpu-cat.png"), fullPage: true });
+    const cost = await mapCost(page, 2);
+    console.log(`maps, WebGPU (SwiftShader): classify ${cost.plain.toFixed(0)} ms, with the top-5 maps ${cost.withMaps.toFixed(0)} ms (${(100 * (cost.withMaps / cost.plain - 1)).toFixed(1)} %)`);
 
-    // The third request fails on WebGPU: the page moves to the CPU and still answers.
+    // The cat's map on WebGPU agrees with the CPU backend's.
+    const gpuGrid = await whyGrid(page.locator(".result", { hasText: "skimage_chelsea_cat.png" }), "Egyptian_cat");
+    const cpuPage = await context.newPage();
+    const cpu = await openPage(context, "?backend=cpu", { page: cpuPage });
+    const cpuCard = await upload(cpu.page, chelsea);
+    const cpuGrid = await whyGrid(cpuCard, "Egyptian_cat");
+    const agreement = cosine(gpuGrid, cpuGrid);
+    console.log(`maps: WebGPU vs CPU cosine ${agreement.toFixed(5)}`);
+    assert.ok(agreement >= 0.99, `WebGPU vs CPU maps: cosine ${agreement}`);
+    await assertClean(cpu.page, cpu.errors);
+    await cpuPage.close();
+
+    // The fifth request fails on WebGPU: the page moves to the CPU and still answers.
     const after = await upload(page, chelsea, 300_000);
     assert.equal(await after.getAttribute("data-state"), "done");
     assert.equal(await after.getAttribute("data-top1"), "Egyptian_cat");
@@ -399,6 +448,10 @@ test("fake camera showing the coffee photo: the live label says espresso", { tim
     const label = await page.textContent("#live-label");
     console.log(`camera: live label "${label}", ${await page.textContent("#live-fps")}`);
     assert.match(label, /^espresso \d+ %$/);
+    // "Why?" on the live view: the top class's map over the square the model sees.
+    await page.click("#live-why");
+    await page.waitForFunction(() => document.querySelector("#live-map").dataset.whyLabel === "espresso", null, { timeout: 60_000 });
+    assert.equal(await page.isVisible("#live-map"), true);
     await page.screenshot({ path: path.join(output, "camera.png"), fullPage: true });
     await page.click("#camera-stop");
     assert.equal(await page.isEnabled("#camera-start"), true);
@@ -502,6 +555,60 @@ test("offline: after one visit, with the server stopped, a reload still classifi
     await assertClean(page, errors, [/Failed to load resource/, /ERR_CONNECTION_REFUSED|ERR_FAILED/]);
   } finally {
     own.server.close();
+    await context.close();
+  }
+});
+
+test("Why? on a composite photo: each animal's map lies on its half", async () => {
+  // Left half the French bulldog (../shared) or, without it, the coffee; right half the cat.
+  const [left, leftLabel] = fs.existsSync(frenchie)
+    ? ["/shared/willjobs_example_frenchbulldog.jpg", "French_bulldog"]
+    : ["/fixtures/skimage_coffee.png", "espresso"];
+  const context = await launch();
+  try {
+    const { page, errors } = await openPage(context, "?backend=cpu");
+    // Each photo scaled to cover its 224 x 448 half, as the native test builds it.
+    await page.evaluate(async (left) => {
+      const load = async (url) => {
+        const img = new Image();
+        img.src = url;
+        await img.decode();
+        return img;
+      };
+      const canvas = new OffscreenCanvas(448, 448);
+      const ctx = canvas.getContext("2d");
+      for (const [url, x] of [[left, 0], ["/fixtures/skimage_chelsea_cat.png", 224]]) {
+        const img = await load(url);
+        const scale = Math.max(224 / img.width, 448 / img.height);
+        const [w, h] = [img.width * scale, img.height * scale];
+        ctx.save();
+        ctx.beginPath();
+        ctx.rect(x, 0, 224, 448);
+        ctx.clip();
+        ctx.drawImage(img, x + (224 - w) / 2, (448 - h) / 2, w, h);
+        ctx.restore();
+      }
+      const blob = await canvas.convertToBlob({ type: "image/png" });
+      const data = new DataTransfer();
+      data.items.add(new File([blob], "composite.png", { type: "image/png" }));
+      document.querySelector("#drop").dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+    }, left);
+    const card = page.locator(".result", { hasText: "composite.png" });
+    await page.waitForFunction(() => document.querySelector(".result")?.dataset.state === "done", null, { timeout: 60_000 });
+    console.log(`composite: top-5 ${(await card.locator(".bars .label").allTextContents()).join(", ")}`);
+    const [l1, r1] = leftRight(await whyGrid(card, leftLabel));
+    const [l2, r2] = leftRight(await whyGrid(card, "Egyptian_cat"));
+    console.log(`composite: ${leftLabel} ${l1.toFixed(2)} left / ${r1.toFixed(2)} right; Egyptian_cat ${l2.toFixed(2)} left / ${r2.toFixed(2)} right`);
+    assert.ok(l1 > r1, `${leftLabel} map: ${l1} left, ${r1} right`);
+    assert.ok(r2 > l2, `Egyptian_cat map: ${l2} left, ${r2} right`);
+    await page.screenshot({ path: path.join(output, "why-composite.png"), fullPage: true });
+    // Off again: the photo is back.
+    await card.locator("button.why").click();
+    assert.equal(await card.locator("canvas.why-map").isVisible(), false);
+    const cost = await mapCost(page, 7);
+    console.log(`maps, CPU (wasm): classify ${cost.plain.toFixed(1)} ms, with the top-5 maps ${cost.withMaps.toFixed(1)} ms (${(100 * (cost.withMaps / cost.plain - 1)).toFixed(1)} %)`);
+    await assertClean(page, errors);
+  } finally {
     await context.close();
   }
 });

@@ -59,9 +59,20 @@ impl CpuResNet50 {
     /// `planar` holds `n` photos, each `[3, side, side]` channel-major. Returns `n` x 2048
     /// features, row-major.
     pub fn forward(&self, planar: &[f32], n: usize, side: usize) -> Vec<f32> {
-        self.forward_with(planar, n, side, &mut |conv, x, residual| {
+        global_average(
+            &self.forward_with(planar, n, side, &mut |conv, x, residual| {
+                conv.forward(x, residual)
+            }),
+        )
+    }
+
+    /// [`Self::forward`], and the last convolutional maps before pooling: `n` x 7 x 7 x 2048,
+    /// channels-last (what class activation maps are made of; `explain`).
+    pub fn forward_maps(&self, planar: &[f32], n: usize, side: usize) -> (Vec<f32>, Vec<f32>) {
+        let maps = self.forward_with(planar, n, side, &mut |conv, x, residual| {
             conv.forward(x, residual)
-        })
+        });
+        (global_average(&maps), maps.data.clone())
     }
 
     /// [`Self::forward`], timing every convolution (`lucy bench --layers`) with `clock`
@@ -74,7 +85,7 @@ impl CpuResNet50 {
         clock: &dyn Fn() -> f64,
         record: &mut dyn FnMut(LayerTime),
     ) -> Vec<f32> {
-        self.forward_with(planar, n, side, &mut |conv, x, residual| {
+        let maps = self.forward_with(planar, n, side, &mut |conv, x, residual| {
             let started = clock();
             let y = conv.forward(x, residual);
             record(LayerTime {
@@ -86,17 +97,18 @@ impl CpuResNet50 {
                 seconds: clock() - started,
             });
             y
-        })
+        });
+        global_average(&maps)
     }
 
-    /// The network, with `conv` running each convolution.
+    /// The network up to its last convolution, with `conv` running each one.
     fn forward_with(
         &self,
         planar: &[f32],
         n: usize,
         side: usize,
         conv: &mut dyn FnMut(&PackedConv, &Activations, Option<&Activations>) -> Activations,
-    ) -> Vec<f32> {
+    ) -> Activations {
         let x = Activations::from_planar(planar, n, 3, side, side);
         let x = conv(&self.stem, &x, None);
         let mut x = max_pool_3x3_stride_2(&x);
@@ -106,7 +118,7 @@ impl CpuResNet50 {
             let y = conv(&block.spatial, &y, None);
             x = conv(&block.expand, &y, Some(shortcut.as_ref().unwrap_or(&x)));
         }
-        global_average(&x)
+        x
     }
 }
 

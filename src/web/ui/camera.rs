@@ -17,8 +17,9 @@ use web_sys::{
 };
 
 use super::dom::{by_id, document, element, error_name, error_text, now_ms, set_text};
-use super::results::Card;
+use super::results::{Card, draw_map};
 use super::{App, TOP_K};
+use crate::preprocess::CropRegion;
 use crate::web::protocol::Request;
 
 /// The page's message for a camera the user (or the browser) refused.
@@ -53,6 +54,15 @@ pub fn listen(app: &Rc<App>) {
         })
     };
     // Frames per second count from when the tab was last shown.
+    let why: HtmlButtonElement = by_id("live-why");
+    let on_why = {
+        let button = why.clone();
+        EventListener::new(&why, "click", move |_| {
+            let on = button.get_attribute("aria-pressed").as_deref() != Some("true");
+            let _ = button.set_attribute("aria-pressed", &on.to_string());
+            by_id::<HtmlCanvasElement>("live-map").set_hidden(!on);
+        })
+    };
     let on_visibility = {
         let app = app.clone();
         EventListener::new(&document(), "visibilitychange", move |_| {
@@ -62,7 +72,7 @@ pub fn listen(app: &Rc<App>) {
             }
         })
     };
-    for listener in [on_start, on_stop, on_visibility] {
+    for listener in [on_start, on_stop, on_why, on_visibility] {
         listener.forget();
     }
     wasm_bindgen_futures::spawn_local(list_cameras());
@@ -209,6 +219,27 @@ fn stop(app: &App) {
     by_id::<HtmlButtonElement>("camera-stop").set_disabled(true);
 }
 
+/// With "Why?" on, the top class's map over the square of the video the model saw.
+fn show_map(answer: &super::Answer, width: u32, height: u32) {
+    let canvas: HtmlCanvasElement = by_id("live-map");
+    let on = by_id::<HtmlElement>("live-why")
+        .get_attribute("aria-pressed")
+        .as_deref()
+        == Some("true");
+    let Some(map) = answer.maps.first().filter(|_| on) else {
+        return;
+    };
+    let region = CropRegion::of(width, height);
+    let style = canvas.style();
+    let percent = |v: f32, of: u32| format!("{}%", 100.0 * v / of as f32);
+    let _ = style.set_property("left", &percent(region.x, width));
+    let _ = style.set_property("top", &percent(region.y, height));
+    let _ = style.set_property("width", &percent(region.side, width));
+    let _ = style.set_property("height", &percent(region.side, height));
+    draw_map(&canvas, &answer.crop, map);
+    let _ = canvas.set_attribute("data-why-label", &map.label);
+}
+
 /// The newest frame, whenever the model is free, until the camera stops.
 async fn frames(app: &Rc<App>, camera: &Camera, video: &HtmlVideoElement) {
     let canvas: HtmlCanvasElement = element("canvas");
@@ -261,10 +292,11 @@ async fn frames(app: &Rc<App>, camera: &Camera, video: &HtmlVideoElement) {
             break;
         }
         match result {
-            Ok((predictions, _)) => {
+            Ok(answer) => {
                 camera.frames.set(camera.frames.get() + 1);
                 let seconds = (now_ms() - camera.since_ms.get()) / 1000.0;
-                if let Some(top) = predictions.first() {
+                show_map(&answer, width, height);
+                if let Some(top) = answer.predictions.first() {
                     set_text(
                         "live-label",
                         &format!("{} {:.0} %", top.label, 100.0 * top.probability),

@@ -110,6 +110,18 @@ impl Engine {
         bytes: Vec<Uint8Array>,
         timeout_ms: Option<i32>,
     ) -> Result<Reply, CallError> {
+        self.call_with_payload(request, bytes, timeout_ms)
+            .await
+            .map(|(reply, _)| reply)
+    }
+
+    /// [`Self::call`], with the reply's payloads.
+    pub async fn call_with_payload(
+        &self,
+        request: Request,
+        bytes: Vec<Uint8Array>,
+        timeout_ms: Option<i32>,
+    ) -> Result<(Reply, Vec<Uint8Array>), CallError> {
         JsFuture::from(self.ready.clone())
             .await
             .map_err(|e| CallError::Backend(super::dom::error_text(&e)))?;
@@ -140,13 +152,11 @@ impl Engine {
             let seconds = timeout_ms.unwrap_or(0) / 1000;
             return Err(CallError::Backend(format!("no answer after {seconds} s")));
         }
-        match Envelope::<Reply>::from_js(&data)
-            .map_err(CallError::Backend)?
-            .body
-        {
+        let reply = Envelope::<Reply>::from_js(&data).map_err(CallError::Backend)?;
+        match reply.body {
             Reply::Failed { message, input } if input => Err(CallError::Input(message)),
             Reply::Failed { message, .. } => Err(CallError::Backend(message)),
-            reply => Ok(reply),
+            body => Ok((body, reply.bytes)),
         }
     }
 

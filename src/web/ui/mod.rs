@@ -26,6 +26,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{HtmlElement, HtmlProgressElement};
 
 use crate::classifier::Prediction;
+use crate::explain::ClassMap;
 use crate::web::protocol::{Backend, Reply, Request};
 use dom::{by_id, set_text};
 use engine::{CallError, Engine};
@@ -44,6 +45,15 @@ enum Job {
     Photo { file: web_sys::File, card: Card },
     HeadFile { file: web_sys::File, card: Card },
     SelectHead(String),
+}
+
+/// A classification: the top-5, the class activation map of each, the crop the model saw
+/// (224 x 224 RGB, for drawing the maps), and the backend that answered.
+pub struct Answer {
+    pub predictions: Vec<Prediction>,
+    pub maps: Vec<ClassMap>,
+    pub crop: image::RgbImage,
+    pub backend: Backend,
 }
 
 /// The model as loaded: the worker, the backend it runs, the bytes to rebuild it from.
@@ -110,14 +120,14 @@ pub fn start() {
 
 /// The model's time on a photo prepared once, `runs` times (for `bench/browser_peers.mjs`:
 /// the counterpart of onnxruntime-web's `session.run`). Returns `{ top1, times }`.
-pub async fn time_inference(photo: Vec<u8>, runs: u32) -> Result<JsValue, JsError> {
+pub async fn time_inference(photo: Vec<u8>, runs: u32, explain: bool) -> Result<JsValue, JsError> {
     let model = APP
         .with_borrow(|a| a.as_ref().and_then(|a| a.model.borrow().clone()))
         .ok_or_else(|| JsError::new("the model is not ready"))?;
     let reply = model
         .engine
         .call(
-            Request::TimeInference { runs },
+            Request::TimeInference { runs, explain },
             vec![Uint8Array::from(&photo[..])],
             None,
         )
@@ -304,29 +314,32 @@ impl App {
         }
     }
 
-    /// Top-K for a photo or a camera frame (`make` builds the request and its payload: again
-    /// for a retry, since payloads are transferred). On WebGPU a failure that is not the
-    /// input's moves the session to the CPU, then tries once more.
+    /// Top-K and their maps for a photo or a camera frame (`make` builds the request and its
+    /// payload: again for a retry, since payloads are transferred). On WebGPU a failure that is
+    /// not the input's moves the session to the CPU, then tries once more.
     async fn classify(
         &self,
         make: &dyn Fn() -> (Request, Vec<Uint8Array>),
-    ) -> Result<(Vec<Prediction>, Backend), CallError> {
+    ) -> Result<Answer, CallError> {
         let model = self
             .model()
             .ok_or_else(|| CallError::Backend("the model is not ready".into()))?;
         let on_gpu = model.backend == Backend::WebGpu;
         let (request, bytes) = make();
         let timeout = on_gpu.then_some(WEBGPU_TIMEOUT_MS);
-        match model.engine.call(request, bytes, timeout).await {
-            Ok(Reply::Predictions(p)) => Ok((p, model.backend)),
-            Ok(_) => Err(CallError::Backend("unexpected reply from the model".into())),
+        match model
+            .engine
+            .call_with_payload(request, bytes, timeout)
+            .await
+        {
+            Ok(reply) => answer(reply, model.backend),
             Err(CallError::Backend(reason)) if on_gpu => {
                 let model = self.fall_back_to_cpu(&model, &reason).await?;
                 let (request, bytes) = make();
-                match model.engine.call(request, bytes, None).await? {
-                    Reply::Predictions(p) => Ok((p, model.backend)),
-                    _ => Err(CallError::Backend("unexpected reply from the model".into())),
-                }
+                answer(
+                    model.engine.call_with_payload(request, bytes, None).await?,
+                    model.backend,
+                )
             }
             Err(e) => Err(e),
         }
@@ -360,6 +373,25 @@ impl App {
             .map_err(CallError::Backend)?;
         *self.model.borrow_mut() = Some(model.clone());
         Ok(model)
+    }
+}
+
+fn answer((reply, bytes): (Reply, Vec<Uint8Array>), backend: Backend) -> Result<Answer, CallError> {
+    let side = crate::preprocess::INPUT_SIDE as u32;
+    match reply {
+        Reply::Classified { predictions, maps } => {
+            let crop = bytes
+                .first()
+                .and_then(|b| image::RgbImage::from_raw(side, side, b.to_vec()))
+                .ok_or_else(|| CallError::Backend("the model sent no crop".into()))?;
+            Ok(Answer {
+                predictions,
+                maps,
+                crop,
+                backend,
+            })
+        }
+        _ => Err(CallError::Backend("unexpected reply from the model".into())),
     }
 }
 

@@ -135,14 +135,14 @@ pub async fn classify(app: &Rc<App>, file: &File, card: &Card) {
         )
     };
     match app.classify(&make).await {
-        Ok((predictions, backend)) => card.show(
-            &predictions,
-            &format!(
+        Ok(answer) => {
+            let note = format!(
                 "{} ms on {}",
                 (now_ms() - started).round(),
-                backend.describe()
-            ),
-        ),
+                answer.backend.describe()
+            );
+            card.show(answer, &note);
+        }
         Err(e) => card.fail(&format!("{name} could not be classified"), e.message()),
     }
 }
