@@ -14,14 +14,7 @@ use lucy::weights::bundle::IMAGENET_HEAD;
 use lucy::weights::dir::WeightsDir;
 
 fn classifier(precision: Precision) -> Classifier {
-    let device = Device::flex();
-    let dir = WeightsDir::open(&weights_dir()).unwrap();
-    Classifier::new(
-        dir.backbone(precision, &device).unwrap(),
-        dir.head(IMAGENET_HEAD).unwrap(),
-        &device,
-    )
-    .unwrap()
+    imagenet_classifier(precision)
 }
 
 fn photo(path: &std::path::Path) -> RgbImage {

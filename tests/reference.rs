@@ -11,7 +11,7 @@ use lucy::classifier::{Classifier, input_batch};
 use lucy::model::{CpuResNet50, FEATURES, ResNet50};
 use lucy::preprocess::{Input, preprocess_bytes};
 use lucy::weights::Precision;
-use lucy::weights::bundle::{IMAGENET_HEAD, decode_backbone};
+use lucy::weights::bundle::decode_backbone;
 use lucy::weights::dir::WeightsDir;
 
 const WITH_TENSORS: [(&str, &str); 3] = [
@@ -41,14 +41,7 @@ fn reference_input(name: &str) -> Input {
 }
 
 fn classifier(precision: Precision) -> Classifier {
-    let device = Device::flex();
-    let dir = WeightsDir::open(&weights_dir()).unwrap();
-    Classifier::new(
-        dir.backbone(precision, &device).unwrap(),
-        dir.head(IMAGENET_HEAD).unwrap(),
-        &device,
-    )
-    .unwrap()
+    imagenet_classifier(precision)
 }
 
 fn rows(tensor: Tensor<2>) -> Vec<Vec<f32>> {

@@ -85,3 +85,15 @@ pub fn top_indices(values: &[f32], k: usize) -> Vec<usize> {
     order.truncate(k);
     order
 }
+
+/// The ImageNet classifier on the CPU with the `precision` backbone, from the test bundle.
+pub fn imagenet_classifier(precision: lucy::weights::Precision) -> lucy::classifier::Classifier {
+    let device = burn::prelude::Device::flex();
+    let dir = lucy::weights::dir::WeightsDir::open(&weights_dir()).unwrap();
+    lucy::classifier::Classifier::new(
+        dir.backbone(precision, &device).unwrap(),
+        dir.head(lucy::weights::bundle::IMAGENET_HEAD).unwrap(),
+        &device,
+    )
+    .unwrap()
+}
