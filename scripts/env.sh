@@ -36,6 +36,9 @@ build_site() {
   ensure_wasm_target
   ensure_trunk
   ensure_weights
+  # Trunk builds offline: fetch every crate the two wasm artefacts need first (the model's
+  # burn-wgpu is behind a feature, so no native build or `cargo metadata` downloads it).
+  cargo fetch --target wasm32-unknown-unknown --quiet
   TRUNK_OFFLINE=true TRUNK_SKIP_VERSION_CHECK=true trunk build --release
 }
 
