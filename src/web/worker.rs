@@ -109,7 +109,7 @@ async fn answer(
                 Err(e) => (input_error(e), Vec::new()),
             }
         }
-        other => (answer_other(model, other, bytes).await, Vec::new()),
+        other => (reply_without_payload(model, other, bytes).await, Vec::new()),
     }
 }
 
@@ -146,7 +146,12 @@ async fn classify(model: &RefCell<Model>, input: &Input, top: usize) -> (Reply, 
     }
 }
 
-async fn answer_other(model: &RefCell<Model>, request: Request, bytes: &[Uint8Array]) -> Reply {
+/// Requests whose replies carry no payload: building the model, heads, timings.
+async fn reply_without_payload(
+    model: &RefCell<Model>,
+    request: Request,
+    bytes: &[Uint8Array],
+) -> Reply {
     let payload = |i: usize| payload(bytes, i);
     if let Request::Create {
         backend,
@@ -169,7 +174,7 @@ async fn answer_other(model: &RefCell<Model>, request: Request, bytes: &[Uint8Ar
     if let Some(refused) = take_turn(model) {
         return refused;
     }
-    // The classifier is borrowed across awaits only here, and requests never overlap.
+    // Borrowed across awaits: safe, since requests are answered one at a time.
     let state = model.borrow();
     let classifier = state.classifier.as_ref().expect("checked above");
     match request {
