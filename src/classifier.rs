@@ -4,7 +4,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::explain::{ClassMap, class_map, normalise};
-use crate::model::{Backbone, FEATURES, Head, HeadWeights};
+use crate::model::{Backbone, Head, HeadWeights};
 use crate::preprocess::{INPUT_SIDE, Input};
 use crate::weights::bundle::{HeadFile, WeightsError};
 
@@ -70,15 +70,23 @@ impl Classifier {
         (self.head.forward(features), maps)
     }
 
-    /// The maps of `classes` for one photo, from its probabilities and its maps
-    /// (`[2048, 7, 7]`, as read back from [`Self::probabilities_and_maps`]).
-    pub fn class_maps(
+    /// Top-`k` predictions for one photo and the map of each, plus the map of `also` if
+    /// given, from its probabilities and its maps (`[2048, 7, 7]`), as read back from
+    /// [`Self::probabilities_and_maps`] (synchronously by [`Self::explain`], asynchronously
+    /// by the browser's worker).
+    pub fn explanation(
         &self,
         probabilities: &[f32],
         maps: &[f32],
-        classes: &[usize],
-    ) -> Vec<ClassMap> {
-        classes
+        k: usize,
+        also: Option<usize>,
+    ) -> (Vec<Prediction>, Vec<ClassMap>) {
+        let predictions = top_k(probabilities, &self.labels, k);
+        let mut classes: Vec<usize> = predictions.iter().map(|p| p.index).collect();
+        if let Some(extra) = also.filter(|c| !classes.contains(c)) {
+            classes.push(extra);
+        }
+        let maps = classes
             .iter()
             .map(|&index| ClassMap {
                 index,
@@ -86,7 +94,8 @@ impl Classifier {
                 probability: probabilities[index],
                 grid: normalise(&class_map(maps, &self.head_weights, index)),
             })
-            .collect()
+            .collect();
+        (predictions, maps)
     }
 
     /// Top-`k` predictions for one photo and the map of each (natively and on the CPU; the
@@ -103,14 +112,7 @@ impl Classifier {
             .try_to_vec::<f32>()
             .expect("f32 probabilities");
         let maps = maps.into_data().try_to_vec::<f32>().expect("f32 maps");
-        let predictions = top_k(&probabilities, &self.labels, k);
-        let mut classes: Vec<usize> = predictions.iter().map(|p| p.index).collect();
-        if let Some(extra) = also.filter(|c| !classes.contains(c)) {
-            classes.push(extra);
-        }
-        debug_assert_eq!(maps.len(), FEATURES * crate::explain::CELLS);
-        let class_maps = self.class_maps(&probabilities, &maps, &classes);
-        (predictions, class_maps)
+        self.explanation(&probabilities, &maps, k, also)
     }
 
     /// Top `k` predictions for each input (reads the result back synchronously: native and

@@ -257,10 +257,7 @@ async fn explained(
     let (probabilities, maps) = classifier.probabilities_and_maps(std::slice::from_ref(input));
     let probabilities = read(probabilities.into_data_async().await)?;
     let maps = read(maps.into_data_async().await)?;
-    let predictions = top_k(&probabilities, classifier.labels(), top);
-    let classes: Vec<usize> = predictions.iter().map(|p| p.index).collect();
-    let maps = classifier.class_maps(&probabilities, &maps, &classes);
-    Ok((predictions, maps))
+    Ok(classifier.explanation(&probabilities, &maps, top, None))
 }
 
 fn read<E: std::fmt::Debug>(data: Result<burn::tensor::TensorData, E>) -> Result<Vec<f32>, String> {

@@ -69,10 +69,11 @@ impl CpuResNet50 {
     /// [`Self::forward`], and the last convolutional maps before pooling: `n` x 7 x 7 x 2048,
     /// channels-last (what class activation maps are made of; `explain`).
     pub fn forward_maps(&self, planar: &[f32], n: usize, side: usize) -> (Vec<f32>, Vec<f32>) {
-        let maps = self.forward_with(planar, n, side, &mut |conv, x, residual| {
+        let mut maps = self.forward_with(planar, n, side, &mut |conv, x, residual| {
             conv.forward(x, residual)
         });
-        (global_average(&maps), maps.data.clone())
+        // Taken, not copied: the emptied buffer is simply not recycled.
+        (global_average(&maps), std::mem::take(&mut maps.data))
     }
 
     /// [`Self::forward`], timing every convolution (`lucy bench --layers`) with `clock`

@@ -16,7 +16,7 @@ use web_sys::{
     HtmlVideoElement, MediaDeviceInfo, MediaDeviceKind, MediaStream,
 };
 
-use super::dom::{by_id, document, element, error_name, error_text, now_ms, set_text};
+use super::dom::{add_option, by_id, document, element, error_name, error_text, now_ms, set_text};
 use super::results::{Card, draw_map};
 use super::{App, TOP_K};
 use crate::preprocess::CropRegion;
@@ -83,13 +83,6 @@ pub fn model_ready() {
     let button: HtmlButtonElement = by_id("camera-start");
     button.set_text_content(Some(START));
     button.set_disabled(false);
-}
-
-fn add_option(select: &HtmlSelectElement, value: &str, text: &str) {
-    let option: web_sys::HtmlOptionElement = element("option");
-    option.set_value(value);
-    option.set_text(text);
-    let _ = select.append_child(&option);
 }
 
 /// Back, front, then each camera by name (names appear once permission is granted).

@@ -38,6 +38,14 @@ pub fn text(tag: &str, class: &str, text: &str) -> HtmlElement {
     element
 }
 
+/// Add an `<option>` with `value` and `text` to `select`.
+pub fn add_option(select: &web_sys::HtmlSelectElement, value: &str, text: &str) {
+    let option: web_sys::HtmlOptionElement = element("option");
+    option.set_value(value);
+    option.set_text(text);
+    let _ = select.append_child(&option);
+}
+
 pub fn set_text(id: &str, text: &str) {
     by_id::<HtmlElement>(id).set_text_content(Some(text));
 }

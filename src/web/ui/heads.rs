@@ -6,10 +6,10 @@ use std::rc::Rc;
 
 use gloo_events::EventListener;
 use js_sys::Uint8Array;
-use web_sys::{HtmlInputElement, HtmlOptionElement, HtmlSelectElement};
+use web_sys::{HtmlInputElement, HtmlSelectElement};
 
-use super::dom::{by_id, element, set_text};
-use super::photos::display_name;
+use super::dom::{add_option, by_id, set_text};
+use super::photos::{display_name, read_file};
 use super::results::Card;
 use super::{App, Job};
 use crate::web::protocol::{Reply, Request};
@@ -44,13 +44,6 @@ pub fn listen(app: &Rc<App>) {
     on_file.forget();
 }
 
-fn option(value: &str, text: &str) -> HtmlOptionElement {
-    let option: HtmlOptionElement = element("option");
-    option.set_value(value);
-    option.set_text(text);
-    option
-}
-
 /// The manifest's heads (names only: a head's labels live in its file, shown once loaded).
 pub fn fill_selector(app: &App, manifest: &Manifest) {
     let select: HtmlSelectElement = by_id("head");
@@ -61,7 +54,7 @@ pub fn fill_selector(app: &App, manifest: &Manifest) {
         } else {
             &head.name
         };
-        let _ = select.append_child(&option(&head.name, text));
+        add_option(&select, &head.name, text);
     }
     select.set_value(&app.head_name.borrow());
     select.set_disabled(false);
@@ -122,13 +115,8 @@ async fn load_manifest_head(app: &App, name: &str) -> Result<(String, Rc<Vec<u8>
 /// A head file from disk: used at once, and offered in the selector for this session.
 pub async fn load_file(app: &Rc<App>, file: &web_sys::File, card: &Card) {
     let name = display_name(file, "head file");
-    let bytes = match gloo_file::futures::read_as_bytes(&gloo_file::Blob::from(file.clone())).await
-    {
-        Ok(bytes) => Rc::new(bytes),
-        Err(e) => {
-            card.fail(&format!("{name} could not be read"), &e.to_string());
-            return;
-        }
+    let Some(bytes) = read_file(file, &name, card).await.map(Rc::new) else {
+        return;
     };
     match set_head(app, &name, bytes.clone()).await {
         Ok(()) => {
@@ -136,7 +124,7 @@ pub async fn load_file(app: &Rc<App>, file: &web_sys::File, card: &Card) {
             let mut disk = app.disk_heads.borrow_mut();
             if !disk.iter().any(|(n, _)| *n == name) {
                 let select: HtmlSelectElement = by_id("head");
-                let _ = select.append_child(&option(&name, &format!("{name} (from disk)")));
+                add_option(&select, &name, &format!("{name} (from disk)"));
             }
             disk.retain(|(n, _)| *n != name);
             disk.push((name.clone(), bytes));

@@ -115,18 +115,24 @@ pub fn display_name(file: &File, fallback: &str) -> String {
     }
 }
 
+/// The bytes of a picked, dropped or pasted file; `None` once `card` says why not.
+pub async fn read_file(file: &File, name: &str, card: &Card) -> Option<Vec<u8>> {
+    match gloo_file::futures::read_as_bytes(&gloo_file::Blob::from(file.clone())).await {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            card.fail(&format!("{name} could not be read"), &e.to_string());
+            None
+        }
+    }
+}
+
 /// Read and classify one photo, filling its card.
 pub async fn classify(app: &Rc<App>, file: &File, card: &Card) {
     let name = display_name(file, "pasted photo");
     card.waiting("Classifying…");
     let started = now_ms();
-    let bytes = match gloo_file::futures::read_as_bytes(&gloo_file::Blob::from(file.clone())).await
-    {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            card.fail(&format!("{name} could not be read"), &e.to_string());
-            return;
-        }
+    let Some(bytes) = read_file(file, &name, card).await else {
+        return;
     };
     let make = || {
         (
