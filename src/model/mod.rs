@@ -99,9 +99,19 @@ pub enum ModelError {
         "the head has {weights} outputs but {labels} labels; a head file needs one label per output"
     )]
     LabelCount { weights: usize, labels: usize },
+    #[error(
+        "tensor `{name}` holds a value that is not a finite number ({value} at index {index}): \
+         the file was made wrong or damaged"
+    )]
+    NotFinite {
+        name: String,
+        index: usize,
+        value: f32,
+    },
 }
 
-/// Take the tensor `name` out of `tensors`, checking its shape.
+/// Take the tensor `name` out of `tensors`, checking its shape and that every value is finite
+/// (one NaN weight would turn every answer into NaN).
 pub(crate) fn take(
     tensors: &mut NamedTensors,
     name: &str,
@@ -115,6 +125,13 @@ pub(crate) fn take(
             name: name.to_string(),
             expected: expected.to_vec(),
             got: shape,
+        });
+    }
+    if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+        return Err(ModelError::NotFinite {
+            name: name.to_string(),
+            index,
+            value: values[index],
         });
     }
     Ok(values)

@@ -134,6 +134,7 @@ pub struct Manifest {
     pub backbones: BTreeMap<Precision, String>,
     pub heads: Vec<HeadEntry>,
     /// Every file of the bundle, by name relative to the manifest.
+    #[serde(deserialize_with = "map_without_repeats")]
     pub files: BTreeMap<String, FileEntry>,
 }
 
@@ -152,7 +153,41 @@ impl Manifest {
                 "it was made for other preprocessing constants than this lucy uses".into(),
             ));
         }
+        manifest.check_names()?;
         Ok(manifest)
+    }
+
+    /// Every file is a plain name in the manifest's own directory (the page fetches
+    /// `weights/<name>`, the CLI reads `<dir>/<name>`: no `..`, no sub-paths), everything the
+    /// manifest points at is listed with its checksum, and no head name is used twice.
+    fn check_names(&self) -> Result<(), WeightsError> {
+        let bad = |reason: String| Err(WeightsError::Manifest(reason));
+        if let Some(name) = self.files.keys().find(|name| !is_plain_file_name(name)) {
+            return bad(format!(
+                "it lists the file {name:?}, which is not a plain file name in its directory"
+            ));
+        }
+        let referenced = self
+            .backbones
+            .values()
+            .chain(self.heads.iter().map(|h| &h.file));
+        for file in referenced {
+            if !self.files.contains_key(file) {
+                return bad(format!(
+                    "it uses the file {file:?} without listing its checksum"
+                ));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for head in &self.heads {
+            if head.name.is_empty() || !names.insert(head.name.as_str()) {
+                return bad(format!(
+                    "it lists the head name {:?} twice or empty",
+                    head.name
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn to_json(&self) -> String {
@@ -196,6 +231,47 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', ':'])
+        && !name.chars().any(char::is_control)
+}
+
+/// A JSON object read into a map, refusing a key given twice: JSON parsers disagree on which
+/// copy wins (serde keeps the last, a browser's `JSON.parse` too, others the first), so a
+/// manifest listing a file twice could be checked against one entry and served with the other.
+fn map_without_repeats<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object whose keys are all different")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, V>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "the file {key:?} is listed twice"
+                    )));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -483,5 +559,92 @@ mod tests {
         assert!(matches!(err, WeightsError::Size { .. }));
         let reparsed = Manifest::parse(manifest.to_json().as_bytes()).unwrap();
         assert_eq!(reparsed, manifest);
+    }
+
+    fn manifest_json(files: &str, heads: &str) -> String {
+        let mut manifest = serde_json::to_value(Manifest {
+            format_version: FORMAT_VERSION,
+            source: Source {
+                package: "p".into(),
+                tarball_sha256: "s".into(),
+            },
+            preprocessing: Preprocessing::current(),
+            backbones: BTreeMap::new(),
+            heads: vec![],
+            files: BTreeMap::new(),
+        })
+        .unwrap()
+        .to_string();
+        manifest = manifest.replace(r#""files":{}"#, &format!(r#""files":{{{files}}}"#));
+        manifest.replace(r#""heads":[]"#, &format!(r#""heads":[{heads}]"#))
+    }
+
+    #[test]
+    fn manifest_refuses_files_listed_twice_or_outside_its_folder() {
+        let entry = |name: &str| format!(r#""{name}":{{"size_bytes":1,"sha256":"00"}}"#);
+        let head = r#"{"name":"h","file":"h.safetensors"}"#;
+        let ok = manifest_json(&entry("h.safetensors"), head);
+        assert_eq!(Manifest::parse(ok.as_bytes()).unwrap().heads.len(), 1);
+
+        let twice = format!("{},{}", entry("h.safetensors"), entry("h.safetensors"));
+        let err = Manifest::parse(manifest_json(&twice, head).as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("listed twice"), "{err}");
+
+        for name in [
+            "../etc/passwd",
+            "..",
+            "sub/h.safetensors",
+            r"..\\h",
+            "",
+            "c:h",
+        ] {
+            let files = format!("{},{}", entry("h.safetensors"), entry(name));
+            let err = Manifest::parse(manifest_json(&files, head).as_bytes()).unwrap_err();
+            assert!(
+                err.to_string().contains("not a plain file name"),
+                "{name}: {err}"
+            );
+        }
+
+        let err = Manifest::parse(manifest_json("", head).as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("without listing its checksum"),
+            "{err}"
+        );
+        let heads = format!("{head},{head}");
+        let err = Manifest::parse(manifest_json(&entry("h.safetensors"), &heads).as_bytes());
+        assert!(err.unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn heads_with_nan_or_infinite_weights_are_refused() {
+        let labels = vec!["a".to_string(), "b".to_string()];
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut weight = vec![0.5; 2048 * 2];
+            weight[77] = bad;
+            let head = decode_head(
+                "h.safetensors",
+                &encode_head("h", &labels, &weight, &[0.0, 1.0]),
+            )
+            .unwrap();
+            let err = head.into_weights().unwrap_err().to_string();
+            assert!(
+                err.contains("`weight`")
+                    && err.contains("not a finite number")
+                    && err.contains("index 77"),
+                "{err}"
+            );
+            let head = decode_head(
+                "h.safetensors",
+                &encode_head("h", &labels, &[0.5; 4096], &[bad, 1.0]),
+            )
+            .unwrap();
+            assert!(
+                head.into_weights()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("`bias`")
+            );
+        }
     }
 }
