@@ -72,3 +72,17 @@ export LUCY_SHARED="${LUCY_SHARED:-$(cd .. && pwd)/shared}"
 have_shared() {
   [ -d "$LUCY_SHARED/fixtures/resnet50-reference" ] && [ -d "$LUCY_SHARED/data/catsdogs/train" ]
 }
+
+# Fuzzing (cargo-fuzz, libFuzzer with AddressSanitizer) needs a nightly compiler: pinned, so a
+# new nightly never breaks the suite. Its builds get their own target dir (other flags).
+FUZZ_TOOLCHAIN=nightly-2026-05-20
+CARGO_FUZZ_VERSION=0.13.2
+FUZZ_TARGET_DIR="$CARGO_TARGET_DIR/fuzz"
+ensure_fuzz() {
+  if ! rustup run "$FUZZ_TOOLCHAIN" rustc --version >/dev/null 2>&1; then
+    rustup toolchain install "$FUZZ_TOOLCHAIN" --profile minimal
+  fi
+  if ! cargo fuzz --version 2>/dev/null | grep -qF "$CARGO_FUZZ_VERSION"; then
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+  fi
+}

@@ -314,3 +314,153 @@ fn explain_gives_the_map_as_numbers_and_as_a_picture() {
     let out = lucy(&["explain", "--label", "espreso", &photo], &weights_dir());
     assert_clean_failure(&out, &["espreso", "closest: espresso"]);
 }
+
+/// A folder of `good` photos (the two CC0 fixtures, hard-linked in turn) and the damaged
+/// fixtures, in sub-folders too; also a text file the walk must skip.
+fn photo_folder(good: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("more")).unwrap();
+    for i in 0..good {
+        let source = fixture(["skimage_chelsea_cat.png", "skimage_coffee.png"][i % 2]);
+        let sub = if i % 3 == 0 { "more/" } else { "" };
+        let target = dir.path().join(format!("{sub}photo-{i:05}.png"));
+        std::fs::hard_link(&source, &target)
+            .or_else(|_| std::fs::copy(&source, &target).map(drop))
+            .unwrap();
+    }
+    for bad in ["truncated.jpg", "not-a-photo.jpg", "empty.jpg"] {
+        std::fs::copy(fixture(bad), dir.path().join(bad)).unwrap();
+    }
+    std::fs::write(dir.path().join("notes.txt"), "not a photo, not looked at").unwrap();
+    dir
+}
+
+/// A folder streams: one JSON array, valid with bad photos in it, each bad photo one line on
+/// stderr, every photo once, in name order.
+#[test]
+fn predict_on_a_folder_streams_valid_json_with_bad_photos() {
+    let folder = photo_folder(20);
+    let out = lucy(
+        &[
+            "predict",
+            "--json",
+            "--top",
+            "1",
+            &folder.path().display().to_string(),
+        ],
+        &weights_dir(),
+    );
+    let stderr = assert_clean_failure(&out, &["3 of 23 photos could not be classified"]);
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 23);
+    let files: Vec<&str> = results
+        .iter()
+        .map(|r| r["file"].as_str().unwrap())
+        .collect();
+    let mut sorted = files.clone();
+    sorted.sort();
+    assert_eq!(files, sorted, "name order");
+    let errors: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|r| r.get("error").is_some())
+        .collect();
+    assert_eq!(errors.len(), 3);
+    for r in results.iter().filter(|r| r.get("error").is_none()) {
+        let label = r["predictions"][0]["label"].as_str().unwrap();
+        assert!(["Egyptian_cat", "espresso"].contains(&label), "{r}");
+    }
+    assert_eq!(
+        stderr.lines().count(),
+        4,
+        "one line per bad photo, one summary: {stderr}"
+    );
+}
+
+/// Peak resident memory of a run (Linux: the kernel's high-water mark, read until it exits).
+#[cfg(target_os = "linux")]
+fn peak_memory_mb(args: &[&str]) -> f64 {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lucy"))
+        .args(args)
+        .env("LUCY_WEIGHTS", weights_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            let hwm = status.lines().find_map(|l| l.strip_prefix("VmHWM:"));
+            if let Some(kb) = hwm.and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            {
+                peak_kb = peak_kb.max(kb);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    peak_kb as f64 / 1024.0
+}
+
+/// Ten times the photos, the same memory: nothing grows with the folder.
+#[cfg(target_os = "linux")]
+#[test]
+fn predict_memory_does_not_grow_with_the_folder() {
+    let (small, large) = (photo_folder(16), photo_folder(160));
+    let run = |dir: &tempfile::TempDir| {
+        peak_memory_mb(&["predict", "--json", &dir.path().display().to_string()])
+    };
+    let (small_mb, large_mb) = (run(&small), run(&large));
+    assert!(
+        small_mb > 50.0,
+        "the weights alone are more than 50 MB: {small_mb}"
+    );
+    assert!(
+        large_mb < small_mb + 48.0,
+        "16 photos: {small_mb:.0} MB peak, 160 photos: {large_mb:.0} MB peak"
+    );
+}
+
+/// Ctrl-C: the run stops after the photos in hand, the JSON array is closed, exit code 130.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_predict_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let folder = photo_folder(400);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lucy"))
+        .args([
+            "predict",
+            "--json",
+            "--top",
+            "1",
+            &folder.path().display().to_string(),
+        ])
+        .env("LUCY_WEIGHTS", weights_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut json = String::new();
+    // Wait for the first results, then interrupt.
+    while !json.contains("predictions") {
+        assert!(
+            stdout.read_line(&mut json).unwrap() > 0,
+            "no results: {json}"
+        );
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    std::io::Read::read_to_string(&mut stdout, &mut json).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("stopped by Ctrl-C after"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let results: serde_json::Value = serde_json::from_str(&json).expect("valid JSON after Ctrl-C");
+    let n = results.as_array().unwrap().len();
+    assert!(n > 0 && n < 403, "{n} results");
+}

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{catsdogs, weights_dir};
+use common::{catsdogs, private_bundle};
 use serde_json::Value;
 
 fn lucy(args: &[&str], weights: &Path) -> Output {
@@ -28,25 +28,6 @@ fn ok(out: Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A private bundle: the big files hard-linked (copied where the file system cannot link),
-/// the manifest copied (training registers heads in it). Writes replace files by renaming, so
-/// a linked file is never written through.
-fn private_bundle() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(weights_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        let target = dir.path().join(path.file_name().unwrap());
-        if path.file_name().unwrap() == "manifest.json" {
-            std::fs::copy(&path, &target).unwrap();
-        } else if path.extension().is_some_and(|e| e == "safetensors") {
-            if std::fs::hard_link(&path, &target).is_err() {
-                std::fs::copy(&path, &target).unwrap();
-            }
-        }
-    }
-    dir
 }
 
 fn read_json(path: &Path) -> Value {

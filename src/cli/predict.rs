@@ -1,22 +1,34 @@
-//! `lucy predict PHOTO...`
+//! `lucy predict PHOTO_OR_FOLDER...`: streams, so a folder of any size runs in bounded memory.
+//! A few photos at a time are read, classified and printed; nothing accumulates.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::prelude::Device;
 use clap::Args;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::PrecisionArg;
 use crate::classifier::{Classifier, Prediction};
-use crate::preprocess::preprocess_bytes;
+use crate::preprocess::{Input, preprocess_bytes};
 use crate::weights::bundle::IMAGENET_HEAD;
 use crate::weights::dir::WeightsDir;
 
+/// Photos read and classified together: enough for the backbone's batch speed-up, few enough
+/// that memory stays flat (8 decoded photos and 8 inputs at a time).
+const BATCH: usize = 8;
+/// File extensions taken from folders (a file named on the command line is always tried).
+const PHOTO_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+
 #[derive(Args)]
 pub struct PredictArgs {
-    /// Photos to classify (JPEG, PNG, WebP, GIF, BMP, TIFF).
+    /// Photos to classify (JPEG, PNG, WebP, GIF, BMP, TIFF), or folders: every photo in them
+    /// and their subfolders, by name. Results stream out as they are made.
     #[arg(required = true)]
     photos: Vec<PathBuf>,
     /// A head named in weights/manifest.json (`imagenet`, or one made by `lucy train`), or the
@@ -29,7 +41,8 @@ pub struct PredictArgs {
     /// How many labels to print per photo.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     top: u32,
-    /// Print JSON instead of text.
+    /// Print a JSON array (one object per photo: `file` and `predictions`, or `error`). It is
+    /// valid JSON even when photos fail or Ctrl-C stops the run.
     #[arg(long)]
     json: bool,
 }
@@ -44,50 +57,165 @@ struct PhotoResult {
 }
 
 pub fn run(weights: &Path, args: PredictArgs) -> Result<ExitCode> {
+    let photos = photo_paths(&args.photos)?;
     let device = Device::flex();
     let dir = WeightsDir::open(weights)?;
     let head = dir.head(&args.head)?;
     let classifier = Classifier::new(dir.backbone(args.precision.into(), &device)?, head, &device)?;
+    let interrupted = stop_on_ctrl_c();
 
-    let mut results = Vec::new();
-    for photo in &args.photos {
-        let outcome = std::fs::read(photo)
-            .map_err(|e| format!("cannot read it: {e}"))
-            .and_then(|bytes| preprocess_bytes(&bytes).map_err(|e| e.to_string()))
-            .map(|input| classifier.classify(&[input], args.top as usize).remove(0));
-        let file = photo.display().to_string();
-        results.push(match outcome {
-            Ok(predictions) => PhotoResult {
-                file,
-                predictions: Some(predictions),
-                error: None,
-            },
-            Err(error) => PhotoResult {
-                file,
-                predictions: None,
-                error: Some(error),
-            },
-        });
+    let bar = super::bar(photos.len() as u64, "classifying");
+    if photos.len() < 2 {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
-    }
-    let mut failed = false;
-    for result in &results {
-        if let Some(error) = &result.error {
-            eprintln!("lucy: {}: {error}", result.file);
-            failed = true;
-        } else if !args.json {
-            println!("{}", result.file);
-            for p in result.predictions.iter().flatten() {
-                println!("  {:6.2}%  {}", 100.0 * p.probability, p.label);
-            }
+    let mut out = Output::new(args.json);
+    let (mut done, mut failed) = (0usize, 0usize);
+    for batch in photos.chunks(BATCH) {
+        if interrupted.load(Ordering::SeqCst) {
+            break;
         }
+        let inputs: Vec<Result<Input, String>> = batch.par_iter().map(|p| read_photo(p)).collect();
+        let good: Vec<Input> = inputs
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let mut predictions = classifier.classify(&good, args.top as usize).into_iter();
+        for (photo, input) in batch.iter().zip(inputs) {
+            let file = photo.display().to_string();
+            let result = match input {
+                Ok(_) => PhotoResult {
+                    file,
+                    predictions: predictions.next(),
+                    error: None,
+                },
+                Err(error) => {
+                    failed += 1;
+                    PhotoResult {
+                        file,
+                        predictions: None,
+                        error: Some(error),
+                    }
+                }
+            };
+            bar.suspend(|| out.write(&result))?;
+        }
+        done += batch.len();
+        bar.inc(batch.len() as u64);
     }
-    Ok(if failed {
+    bar.finish_and_clear();
+    out.finish()?;
+
+    if interrupted.load(Ordering::SeqCst) {
+        eprintln!(
+            "lucy: stopped by Ctrl-C after {done} of {} photos",
+            photos.len()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    if failed > 0 && photos.len() > 1 {
+        eprintln!(
+            "lucy: {failed} of {} photos could not be classified",
+            photos.len()
+        );
+    }
+    Ok(if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn read_photo(path: &Path) -> Result<Input, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    preprocess_bytes(&bytes).map_err(|e| e.to_string())
+}
+
+/// Files as given; folders walked (sorted by name, so runs are repeatable) for photo files.
+fn photo_paths(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut photos = Vec::new();
+    for arg in args {
+        if !arg.is_dir() {
+            photos.push(arg.clone());
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(arg).sort_by_file_name() {
+            let entry = entry.with_context(|| format!("reading the folder {}", arg.display()))?;
+            let is_photo = entry.path().extension().is_some_and(|ext| {
+                PHOTO_EXTENSIONS.contains(&ext.to_string_lossy().to_lowercase().as_str())
+            });
+            if entry.file_type().is_file() && is_photo {
+                photos.push(entry.into_path());
+            }
+        }
+    }
+    if photos.is_empty() {
+        anyhow::bail!(
+            "no photos found in {} (folders are searched for .{} files)",
+            args.iter()
+                .map(|a| a.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            PHOTO_EXTENSIONS.join(", .")
+        );
+    }
+    Ok(photos)
+}
+
+/// The first Ctrl-C asks the run to stop after the photos in hand (the output stays whole);
+/// a second one exits at once.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    // Fails only if a handler is already installed (then Ctrl-C keeps its default action).
+    let _ = ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    flag
+}
+
+/// Results as they come: text, or one JSON array written element by element.
+struct Output {
+    json: bool,
+    written: usize,
+    stdout: std::io::Stdout,
+}
+
+impl Output {
+    fn new(json: bool) -> Self {
+        Self {
+            json,
+            written: 0,
+            stdout: std::io::stdout(),
+        }
+    }
+
+    fn write(&mut self, result: &PhotoResult) -> Result<()> {
+        if let Some(error) = &result.error {
+            eprintln!("lucy: {}: {error}", result.file);
+        }
+        let mut out = self.stdout.lock();
+        if self.json {
+            let separator = if self.written == 0 { "[\n" } else { ",\n" };
+            write!(out, "{separator}  {}", serde_json::to_string(result)?)?;
+        } else if result.error.is_none() {
+            writeln!(out, "{}", result.file)?;
+            for p in result.predictions.iter().flatten() {
+                writeln!(out, "  {:6.2}%  {}", 100.0 * p.probability, p.label)?;
+            }
+        }
+        self.written += 1;
+        out.flush()?;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.json {
+            let mut out = self.stdout.lock();
+            writeln!(out, "{}", if self.written == 0 { "[]" } else { "\n]" })?;
+            out.flush()?;
+        }
+        Ok(())
+    }
 }

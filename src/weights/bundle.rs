@@ -62,22 +62,16 @@ pub enum WeightsError {
     },
     #[error("weights file `{file}` is not a valid bundle file: {reason}")]
     Format { file: String, reason: String },
-    #[error("cannot read or write `{file}`: {source}")]
-    Io {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The cause is part of the message and deliberately not a `#[source]`: error chains
+    // (`anyhow`'s `{:#}`) would print it twice.
+    #[error("cannot read or write `{file}`: {error}")]
+    Io { file: String, error: std::io::Error },
     #[error("the manifest is unreadable: {0}; {hint}", hint = REBUILD_HINT)]
     Manifest(String),
     #[error("no head named `{0}` in the manifest (known: {1})")]
     UnknownHead(String, String),
-    #[error("weights file `{file}` does not fit the model: {source}")]
-    Model {
-        file: String,
-        #[source]
-        source: ModelError,
-    },
+    #[error("weights file `{file}` does not fit the model: {error}")]
+    Model { file: String, error: ModelError },
 }
 
 /// Which backbone file to load.
@@ -281,6 +275,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// A head read from its file: tensors for `model::Head` and one label per output.
 #[derive(Debug, Clone)]
 pub struct HeadFile {
+    /// The file it was read from (named in errors).
+    pub file: String,
     pub name: String,
     pub labels: Vec<String>,
     pub tensors: NamedTensors,
@@ -290,13 +286,14 @@ impl HeadFile {
     /// The head's weights, checked to fit the backbone and to have one label per output.
     pub fn into_weights(self) -> Result<(HeadWeights, Vec<String>), WeightsError> {
         let HeadFile {
-            name,
+            file,
             labels,
             tensors,
+            ..
         } = self;
-        let model_error = |source| WeightsError::Model {
-            file: name.clone(),
-            source,
+        let model_error = |error| WeightsError::Model {
+            file: file.clone(),
+            error,
         };
         let weights = HeadWeights::from_tensors(tensors).map_err(model_error)?;
         if weights.classes != labels.len() {
@@ -316,9 +313,9 @@ pub fn load_backbone(
     device: &burn::prelude::Device,
 ) -> Result<Backbone, WeightsError> {
     let tensors = decode_backbone(file, bytes)?;
-    Backbone::from_tensors(tensors, device).map_err(|source| WeightsError::Model {
+    Backbone::from_tensors(tensors, device).map_err(|error| WeightsError::Model {
         file: file.into(),
-        source,
+        error,
     })
 }
 
@@ -449,6 +446,7 @@ pub fn decode_head(file: &str, bytes: &[u8]) -> Result<HeadFile, WeightsError> {
         );
     }
     Ok(HeadFile {
+        file: file.to_string(),
         name: meta.name,
         labels: meta.labels,
         tensors,

@@ -72,13 +72,14 @@ impl WeightsDir {
         Err(self.manifest.head(name_or_path).unwrap_err())
     }
 
-    /// Write a head file into the bundle, then list it in the manifest (each write atomic; the
-    /// manifest last, so it never lists a head file that is not complete), so
-    /// `lucy predict --head NAME` and the page can use it at once.
+    /// Write a head file into the bundle and list it in the manifest, so
+    /// `lucy predict --head NAME` and the page can use it at once. Both are written in full
+    /// before either is put in place (the manifest last): a failed write leaves the bundle as
+    /// it was, and the manifest never lists a head file that is not complete.
     pub fn register_head(&mut self, name: &str, bytes: &[u8]) -> Result<PathBuf, WeightsError> {
         let file = format!("head-{name}.safetensors");
         let path = self.path.join(&file);
-        write_atomic(&path, bytes).map_err(|e| io_error(&path, e))?;
+        let head = Staged::write(&path, bytes).map_err(|e| io_error(&path, e))?;
         let mut manifest = self.manifest.clone();
         manifest.files.insert(file.clone(), FileEntry::of(bytes));
         manifest.heads.retain(|h| h.name != name);
@@ -87,34 +88,60 @@ impl WeightsDir {
             file,
         });
         let manifest_path = self.path.join(MANIFEST_FILE);
-        write_atomic(&manifest_path, manifest.to_json().as_bytes())
+        let staged_manifest = Staged::write(&manifest_path, manifest.to_json().as_bytes())
+            .map_err(|e| io_error(&manifest_path, e))?;
+        head.put().map_err(|e| io_error(&path, e))?;
+        staged_manifest
+            .put()
             .map_err(|e| io_error(&manifest_path, e))?;
         self.manifest = manifest;
         Ok(path)
     }
 }
 
-/// Write through a temporary file in the same directory and rename it into place, so a crash
-/// or Ctrl-C leaves either the old file or the new one, never half of one.
+/// Write through a temporary file in the same directory and rename it into place, so a crash,
+/// a full disk or Ctrl-C leaves either the old file or the new one, never half of one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    // Temporary files are private (0600); bundle files are meant to be served and shared.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    Staged::write(path, bytes)?.put()
+}
+
+/// A file written in full (and synced) beside its destination, not yet in place. `put` renames
+/// it over the destination; dropping it instead removes it. Staging every file of a change
+/// first means a write that fails (a full disk) changes nothing at all.
+pub struct Staged {
+    file: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl Staged {
+    pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<Self> {
+        use std::io::Write;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(dir)?;
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        file.write_all(bytes)?;
+        file.as_file().sync_all()?;
+        // Temporary files are private (0600); bundle files are meant to be served and shared.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        }
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
     }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+
+    /// Rename into place (no data is written here: a full disk cannot fail it).
+    pub fn put(self) -> std::io::Result<()> {
+        self.file.persist(&self.path).map_err(|e| e.error)?;
+        Ok(())
+    }
 }
 
 /// A missing bundle file is `Missing` (the message says how to rebuild); other failures are I/O.
@@ -127,10 +154,10 @@ fn read_bundle_file(path: &Path) -> Result<Vec<u8>, WeightsError> {
     })
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> WeightsError {
+fn io_error(path: &Path, error: std::io::Error) -> WeightsError {
     WeightsError::Io {
         file: path.display().to_string(),
-        source,
+        error,
     }
 }
 

@@ -12,7 +12,7 @@ use super::bundle::{
     FORMAT_VERSION, FileEntry, HeadEntry, IMAGENET_HEAD, IMAGENET_HEAD_FILE, MANIFEST_FILE,
     Manifest, Precision, Source, encode_backbone, encode_head, sha256_hex,
 };
-use super::dir::{WeightsDir, write_atomic};
+use super::dir::{Staged, WeightsDir};
 use super::fold::fold_keras;
 use super::tfjs::read_layers_model;
 use crate::preprocess::Preprocessing;
@@ -115,17 +115,30 @@ pub fn import(options: &ImportOptions, step: &dyn Fn(&str)) -> Result<ImportOutc
             }
         }
     }
+    // Every file is written in full before any is put in place, the manifest last: a write
+    // that fails (a full disk) leaves the old bundle exactly as it was.
+    let stage = |name: &str, bytes: &[u8]| {
+        let path = options.out_dir.join(name);
+        Staged::write(&path, bytes).with_context(|| {
+            format!(
+                "writing {} (the bundle in {} is unchanged)",
+                path.display(),
+                options.out_dir.display()
+            )
+        })
+    };
+    let mut staged = Vec::new();
     let mut sizes = Vec::new();
     for (name, bytes) in &files {
-        let path = options.out_dir.join(name);
-        write_atomic(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        staged.push(stage(name, bytes)?);
         manifest.files.insert(name.clone(), FileEntry::of(bytes));
         sizes.push((name.clone(), bytes.len() as u64));
     }
-    // The manifest goes last: until it is written, the old bundle (if any) stays consistent.
-    let manifest_path = options.out_dir.join(MANIFEST_FILE);
-    write_atomic(&manifest_path, manifest.to_json().as_bytes())
-        .with_context(|| format!("writing {}", manifest_path.display()))?;
+    staged.push(stage(MANIFEST_FILE, manifest.to_json().as_bytes())?);
+    for file in staged {
+        file.put()
+            .with_context(|| format!("renaming into {}", options.out_dir.display()))?;
+    }
     Ok(ImportOutcome::Built(sizes))
 }
 

@@ -8,7 +8,7 @@ use crate::model::NamedTensors;
 #[derive(Debug, thiserror::Error)]
 pub enum TfjsError {
     #[error("model.json is not a TF.js layers model: {0}")]
-    BadJson(#[from] serde_json::Error),
+    BadJson(String),
     #[error("model.json names shard `{0}`, which the package does not contain")]
     MissingShard(String),
     #[error("tensor `{name}` has dtype {dtype}; only float32 is supported")]
@@ -43,7 +43,8 @@ pub fn read_layers_model(
     model_json: &[u8],
     mut shard: impl FnMut(&str) -> Option<Vec<u8>>,
 ) -> Result<NamedTensors, TfjsError> {
-    let model: ModelJson = serde_json::from_slice(model_json)?;
+    let model: ModelJson =
+        serde_json::from_slice(model_json).map_err(|e| TfjsError::BadJson(e.to_string()))?;
     let mut tensors = NamedTensors::new();
     for group in model.weights_manifest {
         let mut bytes = Vec::new();

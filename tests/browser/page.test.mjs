@@ -7,6 +7,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import crypto from "node:crypto";
 import http from "node:http";
 import fs from "node:fs";
 import os from "node:os";
@@ -555,6 +556,83 @@ test("offline: after one visit, with the server stopped, a reload still classifi
     await assertClean(page, errors, [/Failed to load resource/, /ERR_CONNECTION_REFUSED|ERR_FAILED/]);
   } finally {
     own.server.close();
+    await context.close();
+  }
+});
+
+test("the Cache API refusing (storage full, or none): the page works uncached and says so", async () => {
+  const refusals = [
+    ["a full quota", "The quota has been exceeded.", () => {
+      Cache.prototype.put = () => Promise.reject(new DOMException("The quota has been exceeded.", "QuotaExceededError"));
+    }],
+    ["no storage", "Storage is disabled.", () => {
+      CacheStorage.prototype.open = () => Promise.reject(new DOMException("Storage is disabled.", "SecurityError"));
+    }],
+  ];
+  for (const [what, message, refuse] of refusals) {
+    const context = await launch();
+    try {
+      await context.addInitScript(refuse);
+      const { page, errors } = await openPage(context, "?backend=cpu");
+      const status = await page.textContent("#status");
+      assert.ok(status.includes(`could not be kept for the next visit (${message})`), `${what}: ${status}`);
+      assert.equal(await (await upload(page, coffee)).getAttribute("data-top1"), "espresso", what);
+      await assertClean(page, errors);
+    } finally {
+      await context.close();
+    }
+  }
+});
+
+/// A head file with one label renamed (its metadata rewritten; the weights as they were).
+function relabel(head, from, to) {
+  const length = Number(head.readBigUInt64LE(0));
+  const header = JSON.parse(head.subarray(8, 8 + length).toString());
+  const meta = JSON.parse(header.__metadata__.lucy_head);
+  meta.labels = meta.labels.map((l) => (l === from ? to : l));
+  header.__metadata__.lucy_head = JSON.stringify(meta);
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([size, json, head.subarray(8 + length)]);
+}
+
+test("a manifest that changed since the last visit: the changed file is fetched, the rest cached, the old copy removed", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-chromium-"));
+  const weights = path.join(dist, "weights");
+  const oldHead = fs.readFileSync(path.join(weights, "head-imagenet.safetensors"));
+  const sha = (bytes) => crypto.createHash("sha256").update(bytes).digest("hex");
+  let context = await launch({ userDataDir: dir });
+  try {
+    const first = await openPage(context, "?backend=cpu");
+    assert.equal(await (await upload(first.page, coffee)).getAttribute("data-top1"), "espresso");
+    await context.close();
+
+    // The site is updated: the ImageNet head now calls it "espresso (v2)" (a new file, a new
+    // sha256 in the manifest); the backbone is unchanged.
+    const newHead = relabel(oldHead, "espresso", "espresso (v2)");
+    const manifest = JSON.parse(fs.readFileSync(path.join(weights, "manifest.json")));
+    manifest.files["head-imagenet.safetensors"] = { size_bytes: newHead.length, sha256: sha(newHead) };
+    context = await launch({ userDataDir: dir });
+    let headServed = 0;
+    await context.route("**/weights/manifest.json", (route) => route.fulfill({ body: JSON.stringify(manifest), contentType: "application/json" }));
+    await context.route("**/weights/head-imagenet.safetensors", (route) => {
+      headServed += 1;
+      return route.fulfill({ body: newHead });
+    });
+    requests.length = 0;
+    const second = await openPage(context, "?backend=cpu");
+    const card = await upload(second.page, coffee);
+    assert.equal(await card.getAttribute("data-top1"), "espresso (v2)", "the new head, never the cached old one");
+    assert.equal(headServed, 1, "the changed head is downloaded once");
+    assert.deepEqual(requests.filter((r) => r.endsWith(".safetensors")), [], "the unchanged backbone comes from the cache");
+    const keys = await second.page.evaluate(async () =>
+      (await (await caches.open("lucy-weights-v1")).keys()).map((r) => new URL(r.url).pathname + new URL(r.url).search));
+    assert.ok(keys.some((k) => k.endsWith(`head-imagenet.safetensors?sha256=${sha(newHead)}`)), keys.join(" "));
+    assert.ok(!keys.some((k) => k.includes(sha(oldHead))), `the old head is removed: ${keys.join(" ")}`);
+    await assertClean(second.page, second.errors);
+  } finally {
     await context.close();
   }
 });

@@ -97,3 +97,22 @@ pub fn imagenet_classifier(precision: lucy::weights::Precision) -> lucy::classif
     )
     .unwrap()
 }
+
+/// A private bundle: the big files hard-linked (copied where the file system cannot link),
+/// the manifest copied (training registers heads in it). Writes replace files by renaming, so
+/// a linked file is never written through.
+pub fn private_bundle() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(weights_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let target = dir.path().join(path.file_name().unwrap());
+        if path.file_name().unwrap() == "manifest.json" {
+            std::fs::copy(&path, &target).unwrap();
+        } else if path.extension().is_some_and(|e| e == "safetensors") {
+            if std::fs::hard_link(&path, &target).is_err() {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+    dir
+}

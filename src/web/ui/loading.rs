@@ -21,6 +21,8 @@ const CACHE_NAME: &str = "lucy-weights-v1";
 /// against it.
 pub struct Bundle {
     pub manifest: Manifest,
+    /// Why files could not be kept for the next visit (storage full or refused), if so.
+    not_cached: std::cell::RefCell<Option<String>>,
 }
 
 fn file_url(name: &str) -> String {
@@ -36,12 +38,12 @@ fn file_url(name: &str) -> String {
 
 /// The Cache API, when the browser offers it here (not in an insecure context, not when it
 /// throws, e.g. storage disabled): without it the page still works, uncached.
-async fn open_cache() -> Option<Cache> {
-    let caches = window().caches().ok()?;
+async fn open_cache() -> Result<Cache, String> {
+    let caches = window().caches().map_err(|e| error_text(&e))?;
     JsFuture::from(caches.open(CACHE_NAME))
         .await
-        .ok()
         .map(JsCast::unchecked_into)
+        .map_err(|e| error_text(&e))
 }
 
 async fn response_bytes(response: &Response) -> Result<Vec<u8>, String> {
@@ -51,13 +53,33 @@ async fn response_bytes(response: &Response) -> Result<Vec<u8>, String> {
 }
 
 /// Keep `bytes` under `key`; a full or failing cache costs only the next visit's download.
-async fn store(cache: &Cache, key: &str, bytes: &[u8]) {
+async fn store(cache: &Cache, key: &str, bytes: &[u8]) -> Result<(), String> {
     let mut copy = bytes.to_vec();
-    let Ok(response) = Response::new_with_opt_u8_array(Some(&mut copy)) else {
+    let response = Response::new_with_opt_u8_array(Some(&mut copy)).map_err(|e| error_text(&e))?;
+    JsFuture::from(cache.put_with_str(key, &response))
+        .await
+        .map(drop)
+        .map_err(|e| {
+            let reason = error_text(&e);
+            web_sys::console::warn_1(&format!("not cached ({key}): {reason}").into());
+            reason
+        })
+}
+
+/// Remove cached weights the manifest no longer lists (an older bundle's files): they would
+/// never be read again (keys carry the sha256), only take the visitor's storage.
+async fn prune(cache: &Cache, keep: &[String]) {
+    let Ok(requests) = JsFuture::from(cache.keys()).await else {
         return;
     };
-    if let Err(e) = JsFuture::from(cache.put_with_str(key, &response)).await {
-        web_sys::console::warn_1(&format!("not cached ({key}): {}", error_text(&e)).into());
+    for request in js_sys::Array::from(&requests).iter() {
+        let url = Reflect::get(&request, &"url".into())
+            .ok()
+            .and_then(|u| u.as_string())
+            .unwrap_or_default();
+        if !keep.contains(&url) {
+            let _ = JsFuture::from(cache.delete_with_str(&url)).await;
+        }
     }
 }
 
@@ -70,7 +92,7 @@ async fn cached(cache: &Cache, key: &str) -> Option<Vec<u8>> {
 /// The manifest from the network (never a stale HTTP cache), kept for offline visits.
 pub async fn load_manifest() -> Result<Bundle, String> {
     let url = file_url(MANIFEST_FILE);
-    let cache = open_cache().await;
+    let cache = open_cache().await.ok();
     let fetched = async {
         let response = gloo_net::http::Request::get(&url)
             .cache(web_sys::RequestCache::NoCache)
@@ -86,7 +108,7 @@ pub async fn load_manifest() -> Result<Bundle, String> {
     let bytes = match fetched {
         Ok(bytes) => {
             if let Some(cache) = &cache {
-                store(cache, &url, &bytes).await;
+                let _ = store(cache, &url, &bytes).await;
             }
             bytes
         }
@@ -103,7 +125,10 @@ pub async fn load_manifest() -> Result<Bundle, String> {
         })?,
     };
     let manifest = Manifest::parse(&bytes).map_err(|e| e.to_string())?;
-    Ok(Bundle { manifest })
+    Ok(Bundle {
+        manifest,
+        not_cached: Default::default(),
+    })
 }
 
 impl Bundle {
@@ -124,6 +149,11 @@ impl Bundle {
         format!("{}?sha256={sha}", file_url(name))
     }
 
+    /// Why weights could not be kept for the next visit, if they could not.
+    pub fn not_cached(&self) -> Option<String> {
+        self.not_cached.borrow().clone()
+    }
+
     /// Bytes of bundle files, verified, reporting `progress(bytes so far, total bytes)`.
     pub async fn load_files(
         &self,
@@ -134,7 +164,13 @@ impl Bundle {
             .iter()
             .map(|n| self.manifest.files.get(*n).map_or(0, |f| f.size_bytes) as f64)
             .sum();
-        let cache = open_cache().await;
+        let cache = match open_cache().await {
+            Ok(cache) => Some(cache),
+            Err(reason) => {
+                *self.not_cached.borrow_mut() = Some(reason);
+                None
+            }
+        };
         let mut files = Vec::new();
         let mut done = 0.0;
         for name in names {
@@ -145,6 +181,16 @@ impl Bundle {
             files.push(bytes);
         }
         progress(done, total);
+        if let Some(cache) = &cache {
+            let mut keep: Vec<String> = self
+                .manifest
+                .files
+                .keys()
+                .map(|n| self.cache_key(n))
+                .collect();
+            keep.push(file_url(MANIFEST_FILE));
+            prune(cache, &keep).await;
+        }
         Ok(files)
     }
 
@@ -172,8 +218,10 @@ impl Bundle {
         self.manifest
             .verify(name, &bytes)
             .map_err(|e| e.to_string())?;
-        if let Some(cache) = cache {
-            store(cache, &key, &bytes).await;
+        if let Some(cache) = cache
+            && let Err(reason) = store(cache, &key, &bytes).await
+        {
+            *self.not_cached.borrow_mut() = Some(reason);
         }
         Ok(bytes)
     }

@@ -193,13 +193,17 @@ impl App {
             .map(|b| b.set_attribute("data-ready", "true"));
         photos::model_ready();
         camera::model_ready();
-        set_text(
-            "status",
-            &format!(
-                "Ready in {:.1} s. Choose photos, drop them here, paste one, or start the camera.",
-                (dom::now_ms() - started) / 1000.0
-            ),
+        let mut ready = format!(
+            "Ready in {:.1} s. Choose photos, drop them here, paste one, or start the camera.",
+            (dom::now_ms() - started) / 1000.0
         );
+        if let Some(reason) = bundle.not_cached() {
+            ready += &format!(
+                " The weights could not be kept for the next visit ({reason}): it will download \
+                 them again."
+            );
+        }
+        set_text("status", &ready);
         self.clone().run_jobs();
         Ok(())
     }
