@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     let pixels = &data[5..];
     let exact = data[4] & 0x80 != 0;
     let needed = width as usize * height as usize * 4;
-    let buffer: Vec<u8> = if exact && needed <= 64 << 20 {
+    // Up to 1 MiB of pixels (a 16384 x 16 strip, 512 x 512): bigger buffers only slow the
+    // search down; the size checks themselves see any width and height.
+    let buffer: Vec<u8> = if exact && needed <= 1 << 20 {
         pixels.iter().copied().cycle().take(needed).collect()
     } else {
         pixels.to_vec()
