@@ -2,18 +2,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use common::*;
-
-fn lucy(args: &[&str], weights: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lucy"))
-        .args(args)
-        .env("LUCY_WEIGHTS", weights)
-        .output()
-        .expect("lucy runs")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -11,14 +11,6 @@ use std::process::{Command, Output};
 use common::*;
 use lucy::weights::import::TARBALL_NAME;
 
-fn lucy(args: &[&str], weights: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lucy"))
-        .args(args)
-        .env("LUCY_WEIGHTS", weights)
-        .output()
-        .expect("lucy runs")
-}
-
 /// `lucy` with a file-size limit: every write past it fails with "File too large", partway
 /// through, as on a full disk. (The limit is in `ulimit -f` blocks: 512 or 1024 bytes
 /// depending on the shell; the drills leave room for both.)

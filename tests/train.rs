@@ -5,17 +5,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{catsdogs, private_bundle};
 use serde_json::Value;
 
+/// `lucy`, never panicking.
 fn lucy(args: &[&str], weights: &Path) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_lucy"))
-        .args(args)
-        .env("LUCY_WEIGHTS", weights)
-        .output()
-        .expect("lucy runs");
+    let out = common::lucy(args, weights);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     out

@@ -50,7 +50,7 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Print the most likely labels for each photo.
+    /// Print the most likely labels for each photo, or for every photo in folders (streamed).
     Predict(predict::PredictArgs),
     /// Show which part of each photo made the head decide: the class activation map of the
     /// top class (or --label), as a picture over the photo (--out) or as a 7 x 7 grid.

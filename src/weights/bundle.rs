@@ -531,17 +531,10 @@ mod tests {
     #[test]
     fn verify_names_the_file_and_the_fix() {
         let bytes = b"some weights".to_vec();
-        let manifest = Manifest {
-            format_version: FORMAT_VERSION,
-            source: Source {
-                package: "p".into(),
-                tarball_sha256: "s".into(),
-            },
-            preprocessing: Preprocessing::current(),
-            backbones: BTreeMap::new(),
-            heads: vec![],
-            files: BTreeMap::from([("w.safetensors".to_string(), FileEntry::of(&bytes))]),
-        };
+        let manifest = manifest_listing(BTreeMap::from([(
+            "w.safetensors".to_string(),
+            FileEntry::of(&bytes),
+        )]));
         manifest.verify("w.safetensors", &bytes).unwrap();
         let mut flipped = bytes.clone();
         flipped[3] ^= 0x01;
@@ -559,8 +552,9 @@ mod tests {
         assert_eq!(reparsed, manifest);
     }
 
-    fn manifest_json(files: &str, heads: &str) -> String {
-        let mut manifest = serde_json::to_value(Manifest {
+    /// A manifest of these files, no backbone and no head.
+    fn manifest_listing(files: BTreeMap<String, FileEntry>) -> Manifest {
+        Manifest {
             format_version: FORMAT_VERSION,
             source: Source {
                 package: "p".into(),
@@ -569,10 +563,15 @@ mod tests {
             preprocessing: Preprocessing::current(),
             backbones: BTreeMap::new(),
             heads: vec![],
-            files: BTreeMap::new(),
-        })
-        .unwrap()
-        .to_string();
+            files,
+        }
+    }
+
+    /// Manifest JSON with `files` and `heads` written in by hand (to say what serde won't).
+    fn manifest_json(files: &str, heads: &str) -> String {
+        let mut manifest = serde_json::to_value(manifest_listing(BTreeMap::new()))
+            .unwrap()
+            .to_string();
         manifest = manifest.replace(r#""files":{}"#, &format!(r#""files":{{{files}}}"#));
         manifest.replace(r#""heads":[]"#, &format!(r#""heads":[{heads}]"#))
     }

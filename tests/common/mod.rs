@@ -1,7 +1,17 @@
 //! Helpers shared by the end-to-end tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Run the `lucy` binary on the bundle in `weights`.
+pub fn lucy(args: &[&str], weights: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lucy"))
+        .args(args)
+        .env("LUCY_WEIGHTS", weights)
+        .output()
+        .expect("lucy runs")
+}
 
 /// The weights bundle the tests use: `$LUCY_WEIGHTS` or the project's `weights/`
 /// (the test command builds it first with `lucy import`).
