@@ -19,8 +19,8 @@ use crate::preprocess::{Input, preprocess_bytes};
 use crate::weights::bundle::IMAGENET_HEAD;
 use crate::weights::dir::WeightsDir;
 
-/// Photos read and classified together: enough for the backbone's batch speed-up, few enough
-/// that memory stays flat (8 decoded photos and 8 inputs at a time).
+/// Photos classified together: enough for the backbone's batch speed-up, few enough that
+/// memory stays flat (at most 15 inputs in hand, and the backbone's buffers for one batch).
 const BATCH: usize = 8;
 /// File extensions taken from folders (a file named on the command line is always tried).
 const PHOTO_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
@@ -70,37 +70,56 @@ pub fn run(weights: &Path, args: PredictArgs) -> Result<ExitCode> {
     }
     let mut out = Output::new(args.json);
     let (mut done, mut failed) = (0usize, 0usize);
-    for batch in photos.chunks(BATCH) {
-        if interrupted.load(Ordering::SeqCst) {
+    // Photos read but not yet printed, in order. Every batch the backbone sees holds exactly
+    // BATCH photos (but the last): a bad photo does not shrink it, so the backbone's buffers
+    // are reused as they are instead of being made again for another batch size.
+    let mut pending: Vec<(&PathBuf, Result<Input, String>)> = Vec::new();
+    let mut chunks = photos.chunks(BATCH);
+    loop {
+        let chunk = match interrupted.load(Ordering::SeqCst) {
+            false => chunks.next(),
+            true => None,
+        };
+        let last = chunk.is_none();
+        if let Some(chunk) = chunk {
+            pending.extend(
+                chunk
+                    .iter()
+                    .zip(chunk.par_iter().map(|p| read_photo(p)).collect::<Vec<_>>()),
+            );
+        }
+        while let Some(end) = batch_end(&pending, last) {
+            let batch: Vec<_> = pending.drain(..end).collect();
+            let good: Vec<Input> = batch
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().ok().cloned())
+                .collect();
+            let mut predictions = classifier.classify(&good, args.top as usize).into_iter();
+            for (photo, input) in batch {
+                let file = photo.display().to_string();
+                let result = match input {
+                    Ok(_) => PhotoResult {
+                        file,
+                        predictions: predictions.next(),
+                        error: None,
+                    },
+                    Err(error) => {
+                        failed += 1;
+                        PhotoResult {
+                            file,
+                            predictions: None,
+                            error: Some(error),
+                        }
+                    }
+                };
+                bar.suspend(|| out.write(&result))?;
+                done += 1;
+                bar.inc(1);
+            }
+        }
+        if last {
             break;
         }
-        let inputs: Vec<Result<Input, String>> = batch.par_iter().map(|p| read_photo(p)).collect();
-        let good: Vec<Input> = inputs
-            .iter()
-            .filter_map(|r| r.as_ref().ok().cloned())
-            .collect();
-        let mut predictions = classifier.classify(&good, args.top as usize).into_iter();
-        for (photo, input) in batch.iter().zip(inputs) {
-            let file = photo.display().to_string();
-            let result = match input {
-                Ok(_) => PhotoResult {
-                    file,
-                    predictions: predictions.next(),
-                    error: None,
-                },
-                Err(error) => {
-                    failed += 1;
-                    PhotoResult {
-                        file,
-                        predictions: None,
-                        error: Some(error),
-                    }
-                }
-            };
-            bar.suspend(|| out.write(&result))?;
-        }
-        done += batch.len();
-        bar.inc(batch.len() as u64);
     }
     bar.finish_and_clear();
     out.finish()?;
@@ -123,6 +142,19 @@ pub fn run(weights: &Path, args: PredictArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// How many pending photos make the next batch: up to and including the BATCH-th readable one,
+/// or (`last`: nothing more will come) all of them; None when a batch is not complete yet.
+fn batch_end(pending: &[(&PathBuf, Result<Input, String>)], last: bool) -> Option<usize> {
+    let mut good = 0;
+    for (i, (_, input)) in pending.iter().enumerate() {
+        good += input.is_ok() as usize;
+        if good == BATCH {
+            return Some(i + 1);
+        }
+    }
+    (last && !pending.is_empty()).then_some(pending.len())
 }
 
 fn read_photo(path: &Path) -> Result<Input, String> {
