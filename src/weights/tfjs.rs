@@ -15,6 +15,8 @@ pub enum TfjsError {
     DType { name: String, dtype: String },
     #[error("the shards hold {got} bytes but model.json describes {expected}")]
     Length { expected: usize, got: usize },
+    #[error("tensor `{name}` has the shape {shape:?}, too large for any model")]
+    Shape { name: String, shape: Vec<usize> },
 }
 
 #[derive(Deserialize)]
@@ -51,11 +53,17 @@ pub fn read_layers_model(
         for path in &group.paths {
             bytes.extend(shard(path).ok_or_else(|| TfjsError::MissingShard(path.clone()))?);
         }
-        let expected: usize = group
-            .weights
-            .iter()
-            .map(|w| 4 * w.shape.iter().product::<usize>())
-            .sum();
+        // Sizes in checked arithmetic: a shape like [2^62, 4] must not wrap around to a size
+        // that matches the shards.
+        let mut expected = 0usize;
+        for w in &group.weights {
+            expected = byte_len(w)
+                .and_then(|len| expected.checked_add(len))
+                .ok_or_else(|| TfjsError::Shape {
+                    name: w.name.clone(),
+                    shape: w.shape.clone(),
+                })?;
+        }
         if bytes.len() != expected {
             return Err(TfjsError::Length {
                 expected,
@@ -70,13 +78,21 @@ pub fn read_layers_model(
                     dtype: weight.dtype,
                 });
             }
-            let len = 4 * weight.shape.iter().product::<usize>();
+            let len = byte_len(&weight).expect("checked above");
             let values = f32_from_bytes(&bytes[offset..offset + len]);
             offset += len;
             tensors.insert(weight.name, (weight.shape, values));
         }
     }
     Ok(tensors)
+}
+
+/// Bytes of a float32 tensor, if that fits in memory's address range at all.
+fn byte_len(weight: &WeightSpec) -> Option<usize> {
+    weight
+        .shape
+        .iter()
+        .try_fold(4usize, |len, &d| len.checked_mul(d))
 }
 
 #[cfg(test)]
@@ -101,5 +117,22 @@ mod tests {
 
         let short = read_layers_model(json, |p| (p == "a.bin").then(|| bytes.clone()));
         assert!(matches!(short, Err(TfjsError::MissingShard(p)) if p == "b.bin"));
+    }
+
+    /// Found while writing the fuzz target: sizes were multiplied unchecked, so a shape of
+    /// [2^62, 4] panicked in a debug build and wrapped to 0 bytes in a release build.
+    #[test]
+    fn shapes_too_large_for_memory_are_errors() {
+        let json = br#"{"weightsManifest":[{"paths":["a.bin"],"weights":[
+            {"name":"x/kernel","shape":[4611686018427387904,4],"dtype":"float32"}]}]}"#;
+        let err = read_layers_model(json, |_| Some(Vec::new())).unwrap_err();
+        assert!(
+            matches!(err, TfjsError::Shape { ref name, .. } if name == "x/kernel"),
+            "{err}"
+        );
+        let json = br#"{"weightsManifest":[{"paths":["a.bin"],"weights":[
+            {"name":"a","shape":[2305843009213693952],"dtype":"float32"},
+            {"name":"b","shape":[2305843009213693952],"dtype":"float32"}]}]}"#;
+        assert!(read_layers_model(json, |_| Some(Vec::new())).is_err());
     }
 }
