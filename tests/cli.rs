@@ -2,26 +2,12 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::*;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A failure that is an error message, not a crash.
-fn assert_clean_failure(out: &Output, expected: &[&str]) -> String {
-    let stderr = text(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "expected failure, got success: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    for part in expected {
-        assert!(stderr.contains(part), "stderr lacks {part:?}: {stderr}");
-    }
-    stderr
 }
 
 /// `lucy predict --json --top 3` on `photos`: the expected top-1 each, with a probability.

@@ -28,16 +28,6 @@ fn lucy_on_a_full_disk(args: &[&str], weights: &Path, blocks: u64) -> Output {
         .expect("lucy runs")
 }
 
-fn failure(out: &Output, expected: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "expected a failure: {stderr}");
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    for part in expected {
-        assert!(stderr.contains(part), "stderr lacks {part:?}: {stderr}");
-    }
-    stderr
-}
-
 /// Every file of a folder with its bytes' sha256.
 fn snapshot(dir: &Path) -> BTreeMap<String, String> {
     std::fs::read_dir(dir)
@@ -95,7 +85,7 @@ fn a_full_disk_during_import_leaves_the_bundle_as_it_was() {
         bundle.path(),
         20_000,
     );
-    failure(&out, &["File too large", "is unchanged"]);
+    assert_clean_failure(&out, &["File too large", "is unchanged"]);
     assert_eq!(
         snapshot(bundle.path()),
         before,
@@ -160,7 +150,7 @@ fn a_full_disk_while_registering_a_head_keeps_the_old_head() {
         bundle.path(),
         8,
     );
-    failure(&out, &["head-drill.safetensors", "File too large"]);
+    assert_clean_failure(&out, &["head-drill.safetensors", "File too large"]);
     assert_eq!(
         snapshot(bundle.path()),
         before,
@@ -193,7 +183,7 @@ fn an_npm_tarball_with_the_wrong_sha256_is_refused() {
         ],
         bundle.path(),
     );
-    failure(
+    assert_clean_failure(
         &out,
         &[
             "resnet.tgz has sha256",
@@ -216,7 +206,7 @@ fn an_npm_tarball_with_the_wrong_sha256_is_refused() {
         ],
         bundle.path(),
     );
-    failure(&out, &["has sha256", "run `lucy import` again"]);
+    assert_clean_failure(&out, &["has sha256", "run `lucy import` again"]);
     assert!(!cached.exists());
     assert_eq!(snapshot(bundle.path()), before);
 }
@@ -238,7 +228,7 @@ fn a_head_file_with_nan_weights_is_refused() {
         &["predict", "--head", &path.display().to_string(), &photo],
         &weights_dir(),
     );
-    failure(
+    assert_clean_failure(
         &out,
         &["nan.safetensors", "`weight`", "not a finite number"],
     );

@@ -4,6 +4,20 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A failure that is an error message, not a crash: the stderr, holding every `expected` part.
+pub fn assert_clean_failure(out: &Output, expected: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    for part in expected {
+        assert!(stderr.contains(part), "stderr lacks {part:?}: {stderr}");
+    }
+    stderr
+}
+
 /// Run the `lucy` binary on the bundle in `weights`.
 pub fn lucy(args: &[&str], weights: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lucy"))
