@@ -12,6 +12,7 @@
 
 pub mod classifier;
 pub mod explain;
+pub mod fit;
 pub mod model;
 pub mod preprocess;
 pub mod weights;

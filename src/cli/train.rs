@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 
 use super::{Bars, PrecisionArg};
+use crate::fit::FitConfig;
 use crate::train::data::SplitOptions;
-use crate::train::fit::FitConfig;
 use crate::train::report::Skipped;
 use crate::train::{
     DeviceChoice, EvalOptions, TrainOptions, default_feature_cache, evaluate, report_path, train,

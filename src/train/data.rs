@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
+use crate::fit::stratified_split;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Photo {
@@ -152,28 +150,28 @@ fn from_class_folders(dir: &Path, split: SplitOptions) -> Result<Dataset, DataEr
         return Err(DataError::TooFewClasses(dir.to_path_buf(), folders.len()));
     }
     let classes: Vec<String> = folders.keys().cloned().collect();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
-    for (class, name) in classes.iter().enumerate() {
-        let mut paths = folders[name].clone();
-        if paths.len() < 2 {
-            return Err(DataError::TooFewPhotos {
-                class: name.clone(),
-                count: paths.len(),
-            });
-        }
-        // Stratified: each class is split in the same proportions; at least one photo each
-        // for validation and training.
-        paths.shuffle(&mut rng);
-        let n = paths.len();
-        let n_val = ((n as f64 * val_fraction).round() as usize).clamp(1, n - 1);
-        let n_test = ((n as f64 * test_fraction).round() as usize).min(n - 1 - n_val);
-        let photo = |path: PathBuf| Photo { path, class };
-        let mut rest = paths.into_iter();
-        val.extend(rest.by_ref().take(n_val).map(photo));
-        test.extend(rest.by_ref().take(n_test).map(photo));
-        train.extend(rest.map(photo));
-    }
+    // Stratified: each class is split in the same proportions; at least one photo each
+    // for validation and training (the same split as the page's "Teach lucy").
+    let photos: Vec<Photo> = classes
+        .iter()
+        .enumerate()
+        .flat_map(|(class, name)| {
+            folders[name].iter().map(move |path| Photo {
+                path: path.clone(),
+                class,
+            })
+        })
+        .collect();
+    let labels: Vec<usize> = photos.iter().map(|p| p.class).collect();
+    let parts = stratified_split(&labels, classes.len(), val_fraction, test_fraction, seed)
+        .map_err(|class| DataError::TooFewPhotos {
+            class: classes[class].clone(),
+            count: folders[&classes[class]].len(),
+        })?;
+    let pick = |indices: Vec<usize>| -> Vec<Photo> {
+        indices.into_iter().map(|i| photos[i].clone()).collect()
+    };
+    let (train, val, test) = (pick(parts.train), pick(parts.val), pick(parts.test));
     Ok(Dataset {
         classes,
         train,

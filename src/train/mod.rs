@@ -4,7 +4,6 @@
 pub mod data;
 mod device;
 pub mod features;
-pub mod fit;
 mod progress;
 pub mod report;
 
@@ -18,12 +17,12 @@ use serde::Serialize;
 pub use device::{DeviceChoice, select_device};
 pub use progress::{Progress, Silent};
 
+use crate::fit::{FitConfig, Fitted, Split, argmax, fit, head_probabilities};
 use crate::weights::Precision;
 use crate::weights::bundle::{IMAGENET_HEAD, encode_head, sha256_hex};
 use crate::weights::dir::{WeightsDir, default_cache_dir, write_atomic};
 use data::{Photo, SplitOptions, load_dataset, load_eval_photos};
 use features::{Extraction, Extractor, View};
-use fit::{FitConfig, Fitted, Split, argmax, fit, head_probabilities};
 use report::{Confusion, FeatureStats, Skipped, SplitSizes, TrainMetrics};
 
 pub struct TrainOptions {
@@ -118,8 +117,12 @@ pub fn train(options: &TrainOptions, progress: &dyn Progress) -> Result<TrainMet
         },
         classes.len(),
         &options.fit,
-        &device,
-        progress,
+        &mut |epoch| {
+            progress.step(Some(format!(
+                "val accuracy {:.3}, val loss {:.3}",
+                epoch.val_accuracy, epoch.val_loss
+            )))
+        },
     );
     progress.end();
     let train_seconds = train_started.elapsed().as_secs_f64();

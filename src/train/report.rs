@@ -7,7 +7,7 @@ use anyhow::Result;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use super::fit::{EpochMetrics, FitConfig};
+use crate::fit::{EpochMetrics, FitConfig};
 use crate::weights::dir::write_atomic;
 
 #[derive(Debug, Clone, Serialize)]
