@@ -7,15 +7,16 @@ mod predict;
 #[cfg(feature = "train")]
 mod train;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::weights::Precision;
-use crate::weights::dir::{DEFAULT_DIR, default_cache_dir};
+use crate::weights::bundle::decode_head;
+use crate::weights::dir::{DEFAULT_DIR, WeightsDir, check_head_name, default_cache_dir};
 use crate::weights::import::{ImportOptions, ImportOutcome, import};
 
 #[derive(Parser)]
@@ -49,6 +50,19 @@ enum Command {
         /// Rebuild even if the bundle is up to date (heads you trained are kept).
         #[arg(long)]
         force: bool,
+    },
+    /// Put a head file (from `lucy train --out`, or downloaded from the page's Teach lucy) into
+    /// the weights bundle under NAME, so `lucy predict --head NAME` and the site offer it;
+    /// with --default the site starts with it (rebuild the site: `./scripts/serve`).
+    AddHead {
+        /// The head file (.safetensors).
+        file: PathBuf,
+        /// Its name in the bundle (letters, digits, - and _).
+        #[arg(long)]
+        name: String,
+        /// Make it the head the page starts with (instead of ImageNet's).
+        #[arg(long)]
+        default: bool,
     },
     /// Print the most likely labels for each photo, or for every photo in folders (streamed).
     Predict(predict::PredictArgs),
@@ -94,6 +108,11 @@ pub fn main() -> ExitCode {
             cache_dir,
             force,
         }),
+        Command::AddHead {
+            file,
+            name,
+            default,
+        } => run_add_head(&cli.weights, &file, &name, default),
         Command::Predict(args) => predict::run(&cli.weights, args),
         Command::Explain(args) => explain::run(&cli.weights, args),
         Command::Bench(args) => bench::run(&cli.weights, args),
@@ -122,6 +141,26 @@ fn use_all_cores() {
             .num_threads(threads)
             .build_global();
     }
+}
+
+fn run_add_head(weights: &Path, file: &Path, name: &str, default: bool) -> Result<ExitCode> {
+    check_head_name(name).map_err(anyhow::Error::msg)?;
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    // Refused here, not in the browser: it must be a head that fits this backbone.
+    let (_, labels) = decode_head(&file.display().to_string(), &bytes)?.into_weights()?;
+    let mut bundle = WeightsDir::open(weights)?;
+    let path = bundle.register_head(name, &bytes, default)?;
+    println!(
+        "added head `{name}` ({}) as {}{}",
+        labels.join(", "),
+        path.display(),
+        if default {
+            "; the site starts with it"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_import(options: ImportOptions) -> Result<ExitCode> {

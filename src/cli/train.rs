@@ -3,16 +3,20 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use super::{Bars, PrecisionArg};
-use crate::fit::FitConfig;
+use crate::fit::{FitConfig, Project, teach};
+use crate::train::Progress;
 use crate::train::data::SplitOptions;
 use crate::train::report::Skipped;
 use crate::train::{
     DeviceChoice, EvalOptions, TrainOptions, default_feature_cache, evaluate, report_path, train,
 };
+use crate::weights::Precision;
+use crate::weights::bundle::sha256_hex;
+use crate::weights::dir::{WeightsDir, check_head_name, write_atomic};
 
 /// `--device`, mapped onto the library's [`DeviceChoice`].
 #[derive(Clone, Copy, ValueEnum)]
@@ -34,8 +38,9 @@ impl From<DeviceArg> for DeviceChoice {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Photos: DIR/{train,val[,test]}/<class>/* or DIR/<class>/* (split from --seed).
-    /// Class names come from the folder names.
+    /// Photos: DIR/{train,val[,test]}/<class>/* or DIR/<class>/* (split from --seed); class
+    /// names come from the folder names. Or a project file downloaded from the page's Teach
+    /// lucy: its features, classes, split and settings give the page's head, bit for bit.
     data: PathBuf,
     /// The head's name (`lucy predict --head NAME`, the page's head selector).
     #[arg(long, default_value = "lucy")]
@@ -121,6 +126,9 @@ fn dropout_probability(value: &str) -> Result<f64, String> {
 }
 
 pub fn run_train(weights: &Path, args: TrainArgs) -> Result<ExitCode> {
+    if args.data.is_file() {
+        return run_project(weights, args);
+    }
     let metrics = train(
         &TrainOptions {
             data_dir: args.data,
@@ -200,6 +208,61 @@ pub fn run_train(weights: &Path, args: TrainArgs) -> Result<ExitCode> {
         report_path(&metrics.head_file, "svg").display()
     );
     println!("total {:.1} s", metrics.total_seconds);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lucy train PROJECT`: the page's lesson again, natively, with the lesson's own settings
+/// (the training flags do not apply); the head file's bytes equal the page's.
+fn run_project(weights: &Path, args: TrainArgs) -> Result<ExitCode> {
+    check_head_name(&args.name).map_err(anyhow::Error::msg)?;
+    let path = &args.data;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let project = Project::decode(&bytes).with_context(|| path.display().to_string())?;
+    let mut bundle = WeightsDir::open(weights)?;
+    let backbone = bundle.manifest.backbone_file(Precision::Int8)?.to_string();
+    if bundle
+        .manifest
+        .files
+        .get(&backbone)
+        .map(|f| f.sha256.as_str())
+        != Some(project.backbone_sha256.as_str())
+    {
+        eprintln!(
+            "warning: the project's features come from another backbone than this bundle's int8 \
+             one: the head may not fit its photos here"
+        );
+    }
+    let lesson = &project.lesson;
+    let started = std::time::Instant::now();
+    let bars = Bars::default();
+    bars.begin("training (epochs)", lesson.config.epochs as u64);
+    let (head, taught) = teach(lesson, &project.features, &mut |epoch| {
+        bars.step(Some(format!("val accuracy {:.3}", epoch.val_accuracy)))
+    })?;
+    bars.end();
+    let file = match &args.out {
+        Some(out) => {
+            write_atomic(out, &head).with_context(|| format!("writing {}", out.display()))?;
+            out.clone()
+        }
+        None => bundle.register_head(&args.name, &head, false)?,
+    };
+    println!(
+        "project: {} photos, classes {:?}; {} for validation (seed {})",
+        lesson.labels.len(),
+        lesson.classes,
+        taught.val.len(),
+        lesson.config.seed
+    );
+    println!(
+        "best epoch {} of {}: val accuracy {:.3}; {:.2} s",
+        taught.best_epoch,
+        taught.history.len(),
+        taught.confusion.accuracy,
+        started.elapsed().as_secs_f64()
+    );
+    print!("validation:\n{}", taught.confusion.to_text());
+    println!("head:    {} (sha256 {})", file.display(), sha256_hex(&head));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -17,13 +17,14 @@ use serde::Serialize;
 pub use device::{DeviceChoice, select_device};
 pub use progress::{Progress, Silent};
 
+use crate::fit::Confusion;
 use crate::fit::{FitConfig, Fitted, Split, argmax, fit, head_probabilities};
 use crate::weights::Precision;
-use crate::weights::bundle::{IMAGENET_HEAD, encode_head, sha256_hex};
-use crate::weights::dir::{WeightsDir, default_cache_dir, write_atomic};
+use crate::weights::bundle::{encode_head, sha256_hex};
+use crate::weights::dir::{WeightsDir, check_head_name, default_cache_dir, write_atomic};
 use data::{Photo, SplitOptions, load_dataset, load_eval_photos};
 use features::{Extraction, Extractor, View};
-use report::{Confusion, FeatureStats, Skipped, SplitSizes, TrainMetrics};
+use report::{FeatureStats, Skipped, SplitSizes, TrainMetrics};
 
 pub struct TrainOptions {
     pub data_dir: PathBuf,
@@ -46,7 +47,7 @@ pub fn default_feature_cache() -> PathBuf {
 
 pub fn train(options: &TrainOptions, progress: &dyn Progress) -> Result<TrainMetrics> {
     let started = Instant::now();
-    check_head_name(&options.name)?;
+    check_head_name(&options.name).map_err(anyhow::Error::msg)?;
     // Every layout problem is reported before any photo is decoded.
     let dataset = load_dataset(&options.data_dir, options.split)?;
     let mut weights = WeightsDir::open(&options.weights_dir)?;
@@ -140,7 +141,7 @@ pub fn train(options: &TrainOptions, progress: &dyn Progress) -> Result<TrainMet
             write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
             path.clone()
         }
-        None => weights.register_head(&options.name, &bytes)?,
+        None => weights.register_head(&options.name, &bytes, false)?,
     };
     let metrics = TrainMetrics {
         head: options.name.clone(),
@@ -177,21 +178,6 @@ pub fn train(options: &TrainOptions, progress: &dyn Progress) -> Result<TrainMet
 /// `head-lucy.safetensors` → `head-lucy.metrics.json`, `head-lucy.svg`.
 pub fn report_path(head_file: &Path, extension: &str) -> PathBuf {
     head_file.with_extension(extension)
-}
-
-fn check_head_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !ok {
-        bail!("head name `{name}`: use letters, digits, - and _ (it becomes a file name)");
-    }
-    if name == IMAGENET_HEAD {
-        bail!("`{IMAGENET_HEAD}` is the built-in ImageNet head; choose another --name");
-    }
-    Ok(())
 }
 
 fn samples<'a>(photos: &[Photo], x: &'a Extraction) -> (Vec<&'a [f32]>, Vec<usize>) {

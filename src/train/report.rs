@@ -7,82 +7,8 @@ use anyhow::Result;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::fit::{EpochMetrics, FitConfig};
+use crate::fit::{Confusion, EpochMetrics, FitConfig};
 use crate::weights::dir::write_atomic;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ClassScore {
-    pub class: String,
-    pub precision: f64,
-    pub recall: f64,
-    pub support: usize,
-}
-
-/// `matrix[true class][predicted class]` counts.
-#[derive(Debug, Clone, Serialize)]
-pub struct Confusion {
-    pub classes: Vec<String>,
-    pub matrix: Vec<Vec<usize>>,
-    pub accuracy: f64,
-    pub per_class: Vec<ClassScore>,
-}
-
-impl Confusion {
-    pub fn new(classes: &[String], pairs: impl IntoIterator<Item = (usize, usize)>) -> Self {
-        let n = classes.len();
-        let mut matrix = vec![vec![0usize; n]; n];
-        for (truth, predicted) in pairs {
-            matrix[truth][predicted] += 1;
-        }
-        let total: usize = matrix.iter().flatten().sum();
-        let correct: usize = (0..n).map(|c| matrix[c][c]).sum();
-        let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-        let per_class = (0..n)
-            .map(|c| {
-                let predicted: usize = (0..n).map(|t| matrix[t][c]).sum();
-                let support: usize = matrix[c].iter().sum();
-                ClassScore {
-                    class: classes[c].clone(),
-                    precision: ratio(matrix[c][c], predicted),
-                    recall: ratio(matrix[c][c], support),
-                    support,
-                }
-            })
-            .collect();
-        Self {
-            classes: classes.to_vec(),
-            matrix,
-            accuracy: ratio(correct, total),
-            per_class,
-        }
-    }
-
-    /// A small text table for the terminal.
-    pub fn to_text(&self) -> String {
-        let width = self
-            .classes
-            .iter()
-            .map(String::len)
-            .max()
-            .unwrap_or(4)
-            .max(9);
-        let mut out = format!("{:>width$}  predicted →\n", "true ↓");
-        out += &format!("{:>width$}", "");
-        for c in &self.classes {
-            out += &format!(" {c:>width$}");
-        }
-        out += &format!(" {:>9} {:>9}\n", "precision", "recall");
-        for (t, row) in self.matrix.iter().enumerate() {
-            out += &format!("{:>width$}", self.classes[t]);
-            for v in row {
-                out += &format!(" {v:>width$}");
-            }
-            let s = &self.per_class[t];
-            out += &format!(" {:>9.3} {:>9.3}\n", s.precision, s.recall);
-        }
-        out
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SplitSizes {
@@ -274,23 +200,4 @@ fn draw_confusion(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn confusion_precision_and_recall() {
-        let classes = vec!["cat".to_string(), "dog".to_string()];
-        // 3 cats: 2 right, 1 called dog; 2 dogs: both right.
-        let c = Confusion::new(&classes, [(0, 0), (0, 0), (0, 1), (1, 1), (1, 1)]);
-        assert_eq!(c.matrix, vec![vec![2, 1], vec![0, 2]]);
-        assert_eq!(c.accuracy, 0.8);
-        assert_eq!(c.per_class[0].precision, 1.0);
-        assert!((c.per_class[0].recall - 2.0 / 3.0).abs() < 1e-12);
-        assert!((c.per_class[1].precision - 2.0 / 3.0).abs() < 1e-12);
-        assert_eq!(c.per_class[1].recall, 1.0);
-        assert!(c.to_text().contains("dog"));
-    }
 }

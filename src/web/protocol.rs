@@ -10,6 +10,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::classifier::Prediction;
 use crate::explain::ClassMap;
+use crate::fit::{Lesson, Taught};
 
 /// What the page asks of the model, one at a time, answered in order.
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,6 +28,14 @@ pub enum Request {
     ClassifyBytes { top: usize },
     /// Top-`top` predictions and their maps for RGBA pixels in `bytes[0]` (camera frames).
     ClassifyRgba { width: u32, height: u32, top: usize },
+    /// Teaching: the backbone's 2048 features of the photo file in `bytes[0]`.
+    FeaturesOfBytes,
+    /// Teaching: the features of RGBA pixels in `bytes[0]` (camera frames).
+    FeaturesOfRgba { width: u32, height: u32 },
+    /// Fit a head (`fit::teach`) on features in `bytes[0]` (2048 little-endian f32 per photo,
+    /// in the lesson's order). Each epoch's metrics arrive as progress messages
+    /// (`{ id, progress }`) before the reply.
+    Train { lesson: Lesson },
     /// The model alone, `runs` times, on the photo in `bytes[0]` prepared once (benchmarks);
     /// with `explain`, the top-5 class activation maps too.
     TimeInference { runs: u32, explain: bool },
@@ -71,6 +80,13 @@ pub enum Reply {
     Classified {
         predictions: Vec<Prediction>,
         maps: Vec<ClassMap>,
+    },
+    /// In `bytes[0]` the 2048 features (little-endian f32), in `bytes[1]` the 224 x 224 RGB
+    /// crop the model saw (thumbnails, and recomputing features for another backbone).
+    Features,
+    /// In `bytes[0]` the head file.
+    Trained {
+        taught: Taught,
     },
     Timed {
         top1: usize,

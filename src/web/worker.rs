@@ -14,6 +14,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 use super::protocol::{Backend, Envelope, Reply, Request};
 use crate::classifier::{Classifier, Prediction, top_k};
 use crate::explain::ClassMap;
+use crate::fit::{EpochMetrics, teach};
 use crate::preprocess::{Input, preprocess_bytes, preprocess_rgba};
 use crate::weights::bundle::{decode_head, load_backbone};
 
@@ -55,8 +56,12 @@ pub fn start() {
                     let Some(request) = queue.borrow_mut().pop_front() else {
                         break;
                     };
-                    let reply = answer(&model, request.body, &request.bytes).await;
-                    post(&scope, request.id, reply);
+                    let id = request.id;
+                    let progress_scope = scope.clone();
+                    let progress =
+                        move |epoch: &EpochMetrics| post_progress(&progress_scope, id, epoch);
+                    let reply = answer(&model, request.body, &request.bytes, &progress).await;
+                    post(&scope, id, reply);
                 }
                 running.set(false);
             });
@@ -75,6 +80,15 @@ fn post(scope: &DedicatedWorkerGlobalScope, id: u32, (reply, bytes): (Reply, Vec
     }
     .to_js();
     let _ = scope.post_message_with_transfer(&message, &transfer);
+}
+
+/// A training epoch's metrics, on their way to the page while the worker trains on.
+fn post_progress(scope: &DedicatedWorkerGlobalScope, id: u32, epoch: &EpochMetrics) {
+    let message = js_sys::Object::new();
+    let json = serde_json::to_string(epoch).expect("metrics serialise");
+    let _ = js_sys::Reflect::set(&message, &"id".into(), &id.into());
+    let _ = js_sys::Reflect::set(&message, &"progress".into(), &json.into());
+    let _ = scope.post_message(&message);
 }
 
 /// An error that is the input's fault (a photo that does not decode, a head that does not fit).
@@ -97,8 +111,32 @@ async fn answer(
     model: &RefCell<Model>,
     request: Request,
     bytes: &[Uint8Array],
+    progress: &dyn Fn(&EpochMetrics),
 ) -> (Reply, Vec<Uint8Array>) {
     match request {
+        Request::FeaturesOfBytes => match preprocess_bytes(&payload(bytes, 0)) {
+            Ok(input) => features(model, &input).await,
+            Err(e) => (input_error(e), Vec::new()),
+        },
+        Request::FeaturesOfRgba { width, height } => {
+            match preprocess_rgba(&payload(bytes, 0), width, height) {
+                Ok(input) => features(model, &input).await,
+                Err(e) => (input_error(e), Vec::new()),
+            }
+        }
+        // Training needs only the features it is sent, not the backbone: no turn to take.
+        Request::Train { lesson } => {
+            let features: Vec<f32> = payload(bytes, 0)
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            match teach(&lesson, &features, &mut |epoch| progress(epoch)) {
+                Ok((head, taught)) => {
+                    (Reply::Trained { taught }, vec![Uint8Array::from(&head[..])])
+                }
+                Err(e) => (input_error(e), Vec::new()),
+            }
+        }
         Request::ClassifyBytes { top } => match preprocess_bytes(&payload(bytes, 0)) {
             Ok(input) => classify(model, &input, top).await,
             Err(e) => (input_error(e), Vec::new()),
@@ -129,6 +167,29 @@ fn take_turn(model: &RefCell<Model>) -> Option<Reply> {
     }
     state.answered += 1;
     None
+}
+
+/// The backbone's features of one photo, and the crop it saw.
+async fn features(model: &RefCell<Model>, input: &Input) -> (Reply, Vec<Uint8Array>) {
+    if let Some(refused) = take_turn(model) {
+        return (refused, Vec::new());
+    }
+    let state = model.borrow();
+    let classifier = state.classifier.as_ref().expect("checked by take_turn");
+    let features = classifier.features(std::slice::from_ref(input));
+    match read(features.into_data_async().await) {
+        Ok(features) => {
+            let bytes: Vec<u8> = features.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (
+                Reply::Features,
+                vec![
+                    Uint8Array::from(&bytes[..]),
+                    Uint8Array::from(&input.to_rgb().into_raw()[..]),
+                ],
+            )
+        }
+        Err(e) => (backend_error(e), Vec::new()),
+    }
 }
 
 async fn classify(model: &RefCell<Model>, input: &Input, top: usize) -> (Reply, Vec<Uint8Array>) {
@@ -178,7 +239,12 @@ async fn reply_without_payload(
     let state = model.borrow();
     let classifier = state.classifier.as_ref().expect("checked above");
     match request {
-        Request::Create { .. } | Request::ClassifyBytes { .. } | Request::ClassifyRgba { .. } => {
+        Request::Create { .. }
+        | Request::ClassifyBytes { .. }
+        | Request::ClassifyRgba { .. }
+        | Request::FeaturesOfBytes
+        | Request::FeaturesOfRgba { .. }
+        | Request::Train { .. } => {
             unreachable!("answered by `answer`")
         }
         Request::SetHead { file } => {

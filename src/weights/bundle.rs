@@ -127,6 +127,9 @@ pub struct Manifest {
     pub preprocessing: Preprocessing,
     pub backbones: BTreeMap<Precision, String>,
     pub heads: Vec<HeadEntry>,
+    /// The head the page starts with (`lucy add-head --default`); ImageNet's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_head: Option<String>,
     /// Every file of the bundle, by name relative to the manifest.
     #[serde(deserialize_with = "map_without_repeats")]
     pub files: BTreeMap<String, FileEntry>,
@@ -180,6 +183,13 @@ impl Manifest {
                     head.name
                 ));
             }
+        }
+        if let Some(default) = &self.default_head
+            && !names.contains(default.as_str())
+        {
+            return bad(format!(
+                "its default head {default:?} is not one of its heads"
+            ));
         }
         Ok(())
     }
@@ -563,6 +573,7 @@ mod tests {
             preprocessing: Preprocessing::current(),
             backbones: BTreeMap::new(),
             heads: vec![],
+            default_head: None,
             files,
         }
     }

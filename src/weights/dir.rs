@@ -76,7 +76,13 @@ impl WeightsDir {
     /// `lucy predict --head NAME` and the page can use it at once. Both are written in full
     /// before either is put in place (the manifest last): a failed write leaves the bundle as
     /// it was, and the manifest never lists a head file that is not complete.
-    pub fn register_head(&mut self, name: &str, bytes: &[u8]) -> Result<PathBuf, WeightsError> {
+    /// With `default`, the page starts with it too.
+    pub fn register_head(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+        default: bool,
+    ) -> Result<PathBuf, WeightsError> {
         let file = format!("head-{name}.safetensors");
         let path = self.path.join(&file);
         let head = Staged::write(&path, bytes).map_err(|e| io_error(&path, e))?;
@@ -87,6 +93,9 @@ impl WeightsDir {
             name: name.to_string(),
             file,
         });
+        if default {
+            manifest.default_head = Some(name.to_string());
+        }
         let manifest_path = self.path.join(MANIFEST_FILE);
         let staged_manifest = Staged::write(&manifest_path, manifest.to_json().as_bytes())
             .map_err(|e| io_error(&manifest_path, e))?;
@@ -97,6 +106,27 @@ impl WeightsDir {
         self.manifest = manifest;
         Ok(path)
     }
+}
+
+/// A head name becomes a file name (`head-NAME.safetensors`) and a manifest entry: letters,
+/// digits, - and _, and not the built-in ImageNet head's.
+pub fn check_head_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return Err(format!(
+            "head name `{name}`: use letters, digits, - and _ (it becomes a file name)"
+        ));
+    }
+    if name == super::bundle::IMAGENET_HEAD {
+        return Err(format!(
+            "`{name}` is the built-in ImageNet head; choose another --name"
+        ));
+    }
+    Ok(())
 }
 
 /// Write through a temporary file in the same directory and rename it into place, so a crash,

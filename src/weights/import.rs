@@ -101,6 +101,7 @@ pub fn import(options: &ImportOptions, step: &dyn Fn(&str)) -> Result<ImportOutc
             name: IMAGENET_HEAD.into(),
             file: IMAGENET_HEAD_FILE.into(),
         }],
+        default_head: None,
         files: BTreeMap::new(),
     };
     // Heads a user trained stay listed: rebuilding the backbone never loses them.
@@ -114,6 +115,12 @@ pub fn import(options: &ImportOptions, step: &dyn Fn(&str)) -> Result<ImportOutc
                 );
             }
         }
+        // So does the site's default head, while it is there.
+        manifest.default_head = existing
+            .manifest
+            .default_head
+            .clone()
+            .filter(|name| manifest.heads.iter().any(|h| &h.name == name));
     }
     // Every file is written in full before any is put in place, the manifest last: a write
     // that fails (a full disk) leaves the old bundle exactly as it was.

@@ -14,6 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 use super::dom::window;
+use crate::fit::EpochMetrics;
 use crate::web::protocol::{Envelope, Reply, Request};
 
 /// The loader script trunk writes for the worker (`data-loader-shim` in index.html).
@@ -36,10 +37,13 @@ impl CallError {
 }
 
 type Pending = Rc<RefCell<HashMap<u32, (Function, Function)>>>;
+/// Progress listeners of calls in flight (training's epochs), by call id.
+type Listeners = Rc<RefCell<HashMap<u32, Box<dyn Fn(EpochMetrics)>>>>;
 
 pub struct Engine {
     worker: Worker,
     pending: Pending,
+    listeners: Listeners,
     next_id: Cell<u32>,
     ready: Promise,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
@@ -51,6 +55,7 @@ impl Engine {
         let worker = Worker::new(WORKER_SCRIPT)
             .map_err(|e| format!("the model's worker did not start: {e:?}"))?;
         let pending: Pending = Rc::default();
+        let listeners: Listeners = Rc::default();
         // Settled by the worker's first message ("ready"), or by its failure to start.
         let ready_settle: Rc<RefCell<Option<(Function, Function)>>> = Rc::default();
         let ready = {
@@ -59,6 +64,7 @@ impl Engine {
         };
         let on_message = {
             let (pending, ready) = (pending.clone(), ready_settle.clone());
+            let listeners = listeners.clone();
             Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
                 let data = event.data();
                 if data.as_string().as_deref() == Some("ready") {
@@ -70,6 +76,18 @@ impl Engine {
                 let id = js_sys::Reflect::get(&data, &"id".into())
                     .ok()
                     .and_then(|id| id.as_f64());
+                let progress = js_sys::Reflect::get(&data, &"progress".into())
+                    .ok()
+                    .and_then(|p| p.as_string());
+                if let (Some(id), Some(progress)) = (id, progress) {
+                    if let (Some(listener), Ok(epoch)) = (
+                        listeners.borrow().get(&(id as u32)),
+                        serde_json::from_str(&progress),
+                    ) {
+                        listener(epoch);
+                    }
+                    return;
+                }
                 if let Some((resolve, _)) =
                     id.and_then(|id| pending.borrow_mut().remove(&(id as u32)))
                 {
@@ -95,6 +113,7 @@ impl Engine {
         Ok(Self {
             worker,
             pending,
+            listeners,
             next_id: Cell::new(0),
             ready,
             _on_message: on_message,
@@ -122,11 +141,46 @@ impl Engine {
         bytes: Vec<Uint8Array>,
         timeout_ms: Option<i32>,
     ) -> Result<(Reply, Vec<Uint8Array>), CallError> {
+        self.send(request, bytes, timeout_ms, None).await
+    }
+
+    /// [`Self::call_with_payload`] for a call that reports progress (training's epochs).
+    pub async fn call_with_progress(
+        &self,
+        request: Request,
+        bytes: Vec<Uint8Array>,
+        on_progress: Box<dyn Fn(EpochMetrics)>,
+    ) -> Result<(Reply, Vec<Uint8Array>), CallError> {
+        self.send(request, bytes, None, Some(on_progress)).await
+    }
+
+    async fn send(
+        &self,
+        request: Request,
+        bytes: Vec<Uint8Array>,
+        timeout_ms: Option<i32>,
+        on_progress: Option<Box<dyn Fn(EpochMetrics)>>,
+    ) -> Result<(Reply, Vec<Uint8Array>), CallError> {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        if let Some(listener) = on_progress {
+            self.listeners.borrow_mut().insert(id, listener);
+        }
+        let reply = self.exchange(id, request, bytes, timeout_ms).await;
+        self.listeners.borrow_mut().remove(&id);
+        reply
+    }
+
+    async fn exchange(
+        &self,
+        id: u32,
+        request: Request,
+        bytes: Vec<Uint8Array>,
+        timeout_ms: Option<i32>,
+    ) -> Result<(Reply, Vec<Uint8Array>), CallError> {
         JsFuture::from(self.ready.clone())
             .await
             .map_err(|e| CallError::Backend(super::dom::error_text(&e)))?;
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
         let pending = self.pending.clone();
         let reply = Promise::new(&mut |resolve, reject| {
             pending.borrow_mut().insert(id, (resolve, reject));

@@ -11,6 +11,7 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use super::dom::{add_option, by_id, set_text};
 use super::photos::{display_name, read_file};
 use super::results::Card;
+use super::teach::HEAD_CHOICE;
 use super::{App, Job};
 use crate::web::protocol::{Reply, Request};
 use crate::weights::Manifest;
@@ -44,7 +45,35 @@ pub fn listen(app: &Rc<App>) {
     on_file.forget();
 }
 
-/// The manifest's heads (names only: a head's labels live in its file, shown once loaded).
+/// The head the page starts with: `?head=NAME`, else the manifest's default head (the
+/// site's own, see README "Host your own"), else ImageNet. An unknown name is an error card
+/// and ImageNet.
+pub fn first_head(app: &App, manifest: &Manifest) -> String {
+    let asked = super::query("head");
+    let wanted = asked
+        .clone()
+        .or_else(|| manifest.default_head.clone())
+        .unwrap_or_else(|| IMAGENET_HEAD.to_string());
+    let name = if manifest.head(&wanted).is_ok() {
+        wanted
+    } else {
+        let known: Vec<&str> = manifest.heads.iter().map(|h| h.name.as_str()).collect();
+        Card::error(
+            &format!("No head named “{wanted}”"),
+            &format!(
+                "This site has the heads {}; lucy starts with {IMAGENET_HEAD}.",
+                known.join(", ")
+            ),
+        );
+        IMAGENET_HEAD.to_string()
+    };
+    app.head_chosen_by_address.set(asked.is_some());
+    *app.head_name.borrow_mut() = name.clone();
+    name
+}
+
+/// The manifest's heads (names only: a head's labels live in its file, shown once loaded),
+/// then the heads loaded this session (from disk, or taught here).
 pub fn fill_selector(app: &App, manifest: &Manifest) {
     let select: HtmlSelectElement = by_id("head");
     select.set_inner_html("");
@@ -56,17 +85,63 @@ pub fn fill_selector(app: &App, manifest: &Manifest) {
         };
         add_option(&select, &head.name, text);
     }
+    for (name, _) in app.disk_heads.borrow().iter() {
+        add_option(&select, name, &disk_head_text(name));
+    }
     select.set_value(&app.head_name.borrow());
     select.set_disabled(false);
+}
+
+fn disk_head_text(name: &str) -> String {
+    if name == HEAD_CHOICE {
+        "Taught in this page".to_string()
+    } else {
+        format!("{name} (from disk)")
+    }
+}
+
+/// Offer a head under `name` in the selector for this session (replacing one of that name).
+fn remember(app: &App, name: &str, bytes: Rc<Vec<u8>>) {
+    let mut disk = app.disk_heads.borrow_mut();
+    if !disk.iter().any(|(n, _)| n == name) {
+        add_option(
+            &by_id::<HtmlSelectElement>("head"),
+            name,
+            &disk_head_text(name),
+        );
+    }
+    disk.retain(|(n, _)| n != name);
+    disk.push((name.to_string(), bytes));
+}
+
+/// A head just taught in the page: in use at once, and in the selector.
+pub async fn use_taught(app: &Rc<App>, bytes: Rc<Vec<u8>>) -> Result<(), String> {
+    set_head(app, HEAD_CHOICE, bytes.clone()).await?;
+    remember(app, HEAD_CHOICE, bytes);
+    *app.head_name.borrow_mut() = HEAD_CHOICE.to_string();
+    show_head(app, "Head");
+    Ok(())
+}
+
+/// The head taught here on an earlier visit: offered again, and used first unless the
+/// address asks for another (`?head=`).
+pub fn restore_taught(app: &Rc<App>, bytes: Rc<Vec<u8>>) {
+    remember(app, HEAD_CHOICE, bytes);
+    if !app.head_chosen_by_address.get() && super::query("head").is_none() {
+        app.enqueue_first(Job::SelectHead(HEAD_CHOICE.to_string()));
+    }
 }
 
 fn show_head(app: &App, what: &str) {
     let labels = app.labels.borrow().join(" / ");
     let labels: String = labels.chars().take(120).collect();
-    set_text(
-        "status",
-        &format!("{what}: {} ({labels})", app.head_name.borrow()),
-    );
+    let name = app.head_name.borrow().clone();
+    let name = if name == HEAD_CHOICE {
+        disk_head_text(&name)
+    } else {
+        name
+    };
+    set_text("status", &format!("{what}: {name} ({labels})"));
     by_id::<HtmlSelectElement>("head").set_value(&app.head_name.borrow());
 }
 
@@ -121,14 +196,7 @@ pub async fn load_file(app: &Rc<App>, file: &web_sys::File, card: &Card) {
     match set_head(app, &name, bytes.clone()).await {
         Ok(()) => {
             *app.head_name.borrow_mut() = name.clone();
-            let mut disk = app.disk_heads.borrow_mut();
-            if !disk.iter().any(|(n, _)| *n == name) {
-                let select: HtmlSelectElement = by_id("head");
-                add_option(&select, &name, &format!("{name} (from disk)"));
-            }
-            disk.retain(|(n, _)| *n != name);
-            disk.push((name.clone(), bytes));
-            drop(disk);
+            remember(app, &name, bytes);
             show_head(app, "Head from disk");
             card.done(&format!("Head in use: {}", app.labels.borrow().join(" / ")));
         }

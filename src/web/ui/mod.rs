@@ -15,6 +15,7 @@ mod loading;
 mod offline;
 mod photos;
 mod results;
+mod teach;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -45,6 +46,7 @@ enum Job {
     Photo { file: web_sys::File, card: Card },
     HeadFile { file: web_sys::File, card: Card },
     SelectHead(String),
+    Teach(teach::TeachJob),
 }
 
 /// A classification: the top-5, the class activation map of each, the crop the model saw
@@ -71,11 +73,14 @@ pub struct App {
     /// Heads loaded from disk this session, by file name.
     disk_heads: RefCell<Vec<(String, Rc<Vec<u8>>)>>,
     head_name: RefCell<String>,
+    /// `?head=` chose the head: a head taught here earlier does not replace it.
+    head_chosen_by_address: Cell<bool>,
     labels: RefCell<Vec<String>>,
     jobs: RefCell<VecDeque<Job>>,
     /// A job (or a camera frame) is with the model.
     busy: Cell<bool>,
     camera: RefCell<Option<Rc<camera::Camera>>>,
+    teach: teach::Teach,
 }
 
 thread_local! {
@@ -90,16 +95,19 @@ pub fn start() {
         model: RefCell::default(),
         disk_heads: RefCell::default(),
         head_name: RefCell::new(DEFAULT_HEAD.to_string()),
+        head_chosen_by_address: Cell::new(false),
         labels: RefCell::default(),
         jobs: RefCell::default(),
         busy: Cell::new(false),
         camera: RefCell::default(),
+        teach: teach::Teach::default(),
     });
     APP.with_borrow_mut(|a| *a = Some(app.clone()));
     // Inputs first: from the first paint, nothing the user gives is lost.
     photos::listen(&app);
     heads::listen(&app);
     camera::listen(&app);
+    teach::start(&app);
     wasm_bindgen_futures::spawn_local(async move {
         if let Err(e) = app.load().await {
             let _ = dom::document()
@@ -110,8 +118,12 @@ pub fn start() {
             Card::error("lucy could not start", &e);
             let waiting: Vec<Job> = app.jobs.borrow_mut().drain(..).collect();
             for job in waiting {
-                if let Job::Photo { card, .. } | Job::HeadFile { card, .. } = job {
-                    card.fail("Not classified", &format!("lucy could not start: {e}"));
+                match job {
+                    Job::Photo { card, .. } | Job::HeadFile { card, .. } => {
+                        card.fail("Not classified", &format!("lucy could not start: {e}"))
+                    }
+                    Job::Teach(job) => teach::refuse(&app, job, &e),
+                    Job::SelectHead(_) => {}
                 }
             }
         }
@@ -163,15 +175,19 @@ impl App {
         };
         let bundle = Rc::new(loading::load_manifest().await?);
         *self.bundle.borrow_mut() = Some(bundle.clone());
+        let head_name = heads::first_head(self, &bundle.manifest);
         heads::fill_selector(self, &bundle.manifest);
         let backend = choose_backend().await;
         let started = dom::now_ms();
-        let head_file = bundle.head_file(DEFAULT_HEAD)?;
+        let head_file = bundle.head_file(&head_name)?;
         let backbone_file = bundle
             .manifest
             .backbone_file(crate::weights::Precision::Int8)
             .map_err(|e| e.to_string())?
             .to_string();
+        if let Some(entry) = bundle.manifest.files.get(&backbone_file) {
+            teach::backbone_known(self, &entry.sha256);
+        }
         let mut files = self
             .load_files(&bundle, &[&backbone_file, &head_file])
             .await?;
@@ -280,6 +296,16 @@ impl App {
 
     fn enqueue(self: &Rc<Self>, job: Job) {
         self.jobs.borrow_mut().push_back(job);
+        self.start_jobs();
+    }
+
+    /// Before everything waiting (a head the page restores must classify the photos queued).
+    fn enqueue_first(self: &Rc<Self>, job: Job) {
+        self.jobs.borrow_mut().push_front(job);
+        self.start_jobs();
+    }
+
+    fn start_jobs(self: &Rc<Self>) {
         if self.model().is_some() && !self.busy.get() {
             self.clone().run_jobs();
         }
@@ -299,6 +325,7 @@ impl App {
                     Job::Photo { file, card } => photos::classify(&self, &file, &card).await,
                     Job::HeadFile { file, card } => heads::load_file(&self, &file, &card).await,
                     Job::SelectHead(name) => heads::select(&self, &name).await,
+                    Job::Teach(job) => teach::run(&self, job).await,
                 }
             }
             self.busy.set(false);
@@ -318,13 +345,22 @@ impl App {
         }
     }
 
-    /// Top-K and their maps for a photo or a camera frame (`make` builds the request and its
-    /// payload: again for a retry, since payloads are transferred). On WebGPU a failure that is
-    /// not the input's moves the session to the CPU, then tries once more.
+    /// Top-K and their maps for a photo or a camera frame.
     async fn classify(
         &self,
         make: &dyn Fn() -> (Request, Vec<Uint8Array>),
     ) -> Result<Answer, CallError> {
+        let (reply, bytes, backend) = self.ask(make).await?;
+        answer((reply, bytes), backend)
+    }
+
+    /// One request to the model (`make` builds it and its payload: again for a retry, since
+    /// payloads are transferred), and the backend that answered. On WebGPU a failure that is
+    /// not the input's moves the session to the CPU, then tries once more.
+    async fn ask(
+        &self,
+        make: &dyn Fn() -> (Request, Vec<Uint8Array>),
+    ) -> Result<(Reply, Vec<Uint8Array>, Backend), CallError> {
         let model = self
             .model()
             .ok_or_else(|| CallError::Backend("the model is not ready".into()))?;
@@ -336,14 +372,12 @@ impl App {
             .call_with_payload(request, bytes, timeout)
             .await
         {
-            Ok(reply) => answer(reply, model.backend),
+            Ok((reply, bytes)) => Ok((reply, bytes, model.backend)),
             Err(CallError::Backend(reason)) if on_gpu => {
                 let model = self.fall_back_to_cpu(&model, &reason).await?;
                 let (request, bytes) = make();
-                answer(
-                    model.engine.call_with_payload(request, bytes, None).await?,
-                    model.backend,
-                )
+                let (reply, bytes) = model.engine.call_with_payload(request, bytes, None).await?;
+                Ok((reply, bytes, model.backend))
             }
             Err(e) => Err(e),
         }

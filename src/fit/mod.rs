@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::FEATURES;
 
+mod lesson;
+pub use lesson::{ClassScore, Confusion, Lesson, LessonError, Project, Taught, teach};
+
 /// Adam's defaults (as in burn, PyTorch and Keras).
 const BETA1: f32 = 0.9;
 const BETA2: f32 = 0.999;
