@@ -175,6 +175,57 @@ fn a_head_that_does_not_fit_the_backbone_is_refused() {
 }
 
 #[test]
+fn add_head_registers_a_head_file_as_the_sites_default() {
+    let bundle = bundle_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let labels = vec!["Lucy".to_string(), "Other".to_string()];
+    let bytes =
+        lucy::weights::bundle::encode_head("taught", &labels, &vec![0.01; 2048 * 2], &[0.5, 0.0]);
+    let file = dir.path().join("head-taught.safetensors");
+    std::fs::write(&file, &bytes).unwrap();
+    let file_s = file.display().to_string();
+    let out = lucy(
+        &["add-head", &file_s, "--name", "mine", "--default"],
+        bundle.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Lucy, Other"),
+        "{}",
+        text(&out.stdout)
+    );
+    let manifest = std::fs::read(bundle.path().join("manifest.json")).unwrap();
+    let manifest = lucy::weights::Manifest::parse(&manifest).unwrap();
+    assert_eq!(manifest.default_head.as_deref(), Some("mine"));
+    assert_eq!(
+        std::fs::read(bundle.path().join("head-mine.safetensors")).unwrap(),
+        bytes
+    );
+    let photo = fixture("skimage_coffee.png").display().to_string();
+    let out = lucy(
+        &["predict", "--head", "mine", "--top", "1", &photo],
+        bundle.path(),
+    );
+    assert!(text(&out.stdout).contains("Lucy"), "{}", text(&out.stdout));
+
+    // Refused, with the bundle unchanged: a bad name, a photo posing as a head, a head
+    // made for another backbone.
+    let before = std::fs::read(bundle.path().join("manifest.json")).unwrap();
+    let out = lucy(&["add-head", &file_s, "--name", "../x"], bundle.path());
+    assert_clean_failure(&out, &["head name"]);
+    let out = lucy(&["add-head", &photo, "--name", "photo"], bundle.path());
+    assert_clean_failure(&out, &["not a valid bundle file"]);
+    let wrong = lucy::weights::bundle::encode_head("w", &labels, &vec![0.1; 1024 * 2], &[0.0; 2]);
+    std::fs::write(&file, wrong).unwrap();
+    let out = lucy(&["add-head", &file_s, "--name", "wrong"], bundle.path());
+    assert_clean_failure(&out, &["does not fit"]);
+    assert_eq!(
+        std::fs::read(bundle.path().join("manifest.json")).unwrap(),
+        before
+    );
+}
+
+#[test]
 fn import_is_cached_and_help_explains() {
     let out = lucy(&["import"], &weights_dir());
     assert!(out.status.success(), "{}", text(&out.stderr));

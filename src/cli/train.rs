@@ -49,19 +49,19 @@ pub struct TrainArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Passes over the training photos (the best validation epoch is kept).
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = FitConfig::default().epochs as u32, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: u32,
     /// Photos per optimiser step.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = FitConfig::default().batch_size as u32, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = FitConfig::default().learning_rate)]
     learning_rate: f64,
     /// L2 penalty (Adam weight decay).
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = FitConfig::default().weight_decay)]
     weight_decay: f32,
     /// Dropout before the linear layer, in [0, 1) (0 disables it).
-    #[arg(long, default_value_t = 0.2, value_parser = dropout_probability)]
+    #[arg(long, default_value_t = FitConfig::default().dropout, value_parser = dropout_probability)]
     dropout: f64,
     /// Random views (random resized crop, horizontal flip) added per training photo; cached.
     #[arg(long, default_value_t = 0)]
@@ -70,11 +70,11 @@ pub struct TrainArgs {
     #[arg(long)]
     no_class_weights: bool,
     /// Stop after this many epochs without a better validation score (the best epoch is kept).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = FitConfig::default().patience.unwrap_or(0))]
     patience: usize,
     /// Seeds the split, the augmentation, the initialisation, dropout and shuffling: the same
     /// seed and settings give a bit-for-bit identical head.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = FitConfig::default().seed)]
     seed: u64,
     /// Share of each class held out for validation (DIR/<class>/* layout only).
     #[arg(long, default_value_t = 0.2)]

@@ -11,7 +11,7 @@
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::model::FEATURES;
@@ -39,16 +39,19 @@ pub struct FitConfig {
 }
 
 impl Default for FitConfig {
-    /// `lucy train`'s defaults, which the page uses too.
+    /// `lucy train`'s defaults, and the page's settings. Batches of 16 for up to 30 epochs:
+    /// a page project of 60 photos still gets ~100 optimiser steps (batches of 32 for 15
+    /// epochs left one underfit, 23 of 24 held-out photos right instead of 24), and the 273
+    /// catsdogs photos stop early at the same accuracy.
     fn default() -> Self {
         Self {
-            epochs: 15,
-            batch_size: 32,
+            epochs: 30,
+            batch_size: 16,
             learning_rate: 1e-3,
             weight_decay: 1e-4,
             dropout: 0.2,
             class_weights: true,
-            patience: Some(5),
+            patience: Some(8),
             seed: 42,
         }
     }
@@ -141,6 +144,8 @@ pub fn fit(
         vec![1.0; classes]
     };
     let keep = 1.0 - config.dropout as f32;
+    let keep_below = ((1.0 - config.dropout) * 65536.0).round() as u32;
+    let mut mask = vec![0u8; 2 * FEATURES];
     let lr = config.learning_rate as f32;
 
     let n = train.labels.len();
@@ -160,16 +165,23 @@ pub fn fit(
             bias_gradient.fill(0.0);
             let total_weight: f32 = batch.iter().map(|&i| class_weights[train.labels[i]]).sum();
             for &i in batch {
-                // Inverted dropout: keep each feature with probability `keep`, scaled by 1/keep.
-                for (x, &f) in input.iter_mut().zip(train.features[i]) {
-                    *x = if config.dropout > 0.0 {
-                        if rng.random::<f32>() < keep {
-                            f / keep
-                        } else {
-                            0.0
-                        }
-                    } else {
+                // Inverted dropout: keep each feature with probability `keep` (to 1/65536: two
+                // random bytes per feature, a quarter of the generator's work of one f32 each),
+                // scaled by 1/keep.
+                if config.dropout > 0.0 {
+                    rng.fill_bytes(&mut mask);
+                }
+                for ((x, &f), r) in input
+                    .iter_mut()
+                    .zip(train.features[i])
+                    .zip(mask.chunks_exact(2))
+                {
+                    *x = if config.dropout <= 0.0 {
                         f
+                    } else if u32::from(u16::from_le_bytes([r[0], r[1]])) < keep_below {
+                        f / keep
+                    } else {
+                        0.0
                     };
                 }
                 softmax_f32(&weight.params, &bias.params, &input, &mut probabilities);

@@ -588,6 +588,26 @@ mod tests {
     }
 
     #[test]
+    fn manifest_default_head_must_be_one_of_its_heads() {
+        let entry = r#""h.safetensors":{"size_bytes":1,"sha256":"00"}"#;
+        let head = r#"{"name":"h","file":"h.safetensors"}"#;
+        let with_default = |name: &str| {
+            manifest_json(entry, head).replace(
+                r#""files":"#,
+                &format!(r#""default_head":"{name}","files":"#),
+            )
+        };
+        let manifest = Manifest::parse(with_default("h").as_bytes()).unwrap();
+        assert_eq!(manifest.default_head.as_deref(), Some("h"));
+        assert_eq!(
+            Manifest::parse(manifest.to_json().as_bytes()).unwrap(),
+            manifest
+        );
+        let err = Manifest::parse(with_default("gone").as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("default head"), "{err}");
+    }
+
+    #[test]
     fn manifest_refuses_files_listed_twice_or_outside_its_folder() {
         let entry = |name: &str| format!(r#""{name}":{{"size_bytes":1,"sha256":"00"}}"#);
         let head = r#"{"name":"h","file":"h.safetensors"}"#;

@@ -5,165 +5,17 @@
 //
 // Screenshots go to tests/browser/output/ (look at them).
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
-import http from "node:http";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import {
+  assertClean, base, dist, fixtures, launch, openPage, output, requests, serveSite, shared, startServer, upload, waitReady_,
+} from "./harness.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "../..");
-const dist = path.join(root, "dist");
-const fixtures = path.join(root, "tests/fixtures");
-// Photos without a licence to copy live beside the project (LUCY_SHARED, else ../shared); tests
-// that need them are skipped, by name and with the reason, when they are absent.
-const shared = path.join(process.env.LUCY_SHARED ?? path.resolve(root, "../shared"), "fixtures/resnet50-reference");
-const output = path.join(here, "output");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const BASE_ARGS = [
-  "--no-sandbox",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-// ---------- a plain static file server that logs requests -----------------------------------
-
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css",
-  ".json": "application/json", ".svg": "image/svg+xml", ".webmanifest": "application/manifest+json",
-  ".png": "image/png", ".jpg": "image/jpeg" };
-
-/// The site lives in a sub-folder, as on a static host (/lucy/...); fixtures under /fixtures/.
-function resolve(pathname) {
-  if (pathname.startsWith("/lucy/")) {
-    let file = path.join(dist, pathname.slice("/lucy/".length));
-    if (!file.startsWith(dist)) return null;
-    if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, "index.html");
-    return file;
-  }
-  if (pathname.startsWith("/fixtures/")) return path.join(fixtures, path.basename(pathname));
-  if (pathname.startsWith("/shared/")) return path.join(shared, path.basename(pathname));
-  return null;
-}
-
-/// A server of its own: `requests` lists every path asked for, in order.
-async function startServer() {
-  const requests = [];
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, "http://x");
-    requests.push(url.pathname);
-    const file = resolve(decodeURIComponent(url.pathname));
-    if (!file || !fs.existsSync(file)) {
-      res.writeHead(404).end("not found");
-      return;
-    }
-    res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" });
-    fs.createReadStream(file).pipe(res);
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { server, requests, base: `http://127.0.0.1:${server.address().port}/lucy/` };
-}
-
-let site; // the server most tests share
-let requests;
-let base;
-
-before(async () => {
-  assert.ok(fs.existsSync(path.join(dist, "index.html")), "build the site first: trunk build --release");
-  fs.mkdirSync(output, { recursive: true });
-  site = await startServer();
-  ({ requests, base } = site);
-});
-
-after(() => site?.server.close());
-
-/// `camera`: a y4m file the fake camera shows (permission granted), or "denied" (a fake camera
-/// whose permission prompt is denied).
-async function launch({ webgpu = false, camera = null, userDataDir = null } = {}) {
-  const args = [...BASE_ARGS];
-  if (webgpu) args.push("--enable-unsafe-webgpu");
-  if (camera === "denied") {
-    args.push("--use-fake-device-for-media-stream", "--deny-permission-prompts");
-  } else if (camera) {
-    args.push("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-video-capture=${camera}`);
-  }
-  const options = {
-    executablePath: CHROMIUM,
-    headless: true,
-    args,
-    // Playwright adds --disable-gpu, which hides WebGPU; keep it only for the no-WebGPU browser.
-    ignoreDefaultArgs: webgpu ? ["--disable-gpu"] : [],
-  };
-  const dir = userDataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "lucy-chromium-"));
-  const context = await chromium.launchPersistentContext(dir, options);
-  return context;
-}
-
-/// Open the page and collect what must not happen: console errors, uncaught errors, CSP
-/// violations; and which wasm modules the page's own thread compiles.
-async function openPage(context, query = "", { url = base, waitReady = true, page: given = null } = {}) {
-  const page = given ?? context.pages()[0] ?? (await context.newPage());
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(`uncaught: ${e}`));
-  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
-  await page.addInitScript(() => {
-    window.__csp = [];
-    document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
-    window.__wasmCompiled = [];
-    for (const name of ["instantiateStreaming", "compileStreaming"]) {
-      const original = WebAssembly[name];
-      WebAssembly[name] = async function (source, ...rest) {
-        const response = await source;
-        window.__wasmCompiled.push(response.url);
-        return original.call(this, response, ...rest);
-      };
-    }
-    for (const name of ["instantiate", "compile"]) {
-      const original = WebAssembly[name];
-      WebAssembly[name] = function (source, ...rest) {
-        if (!(source instanceof WebAssembly.Module)) window.__wasmCompiled.push(`${name}: ${source.byteLength} bytes`);
-        return original.call(this, source, ...rest);
-      };
-    }
-  });
-  await page.goto(url + query);
-  if (waitReady) await waitReady_(page, errors);
-  return { page, errors };
-}
-
-async function waitReady_(page, errors) {
-  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 120_000 });
-  const ready = await page.evaluate(() => document.body.dataset.ready);
-  assert.equal(ready, "true", `the page did not start: ${await page.textContent("#results")} ${errors.join(" | ")}`);
-}
-
-/// No console error, uncaught error or CSP violation, but the deliberate ones named in `allowed`.
-async function assertClean(page, errors, allowed = []) {
-  const unexpected = errors.filter((e) => !allowed.some((pattern) => pattern.test(e)));
-  assert.deepEqual(unexpected, [], "console errors");
-  assert.deepEqual(await page.evaluate(() => window.__csp), [], "CSP violations");
-}
-
-/// Set `file` on an input and wait for its card (the newest) to be finished.
-async function upload(page, file, timeout = 120_000, input = "#files") {
-  const before = await page.locator(".result").count();
-  await page.setInputFiles(input, file);
-  await page.waitForFunction(
-    (n) => {
-      const cards = document.querySelectorAll(".result");
-      return cards.length > n && ["done", "error"].includes(cards[0].dataset.state);
-    },
-    before,
-    { timeout },
-  );
-  return page.locator(".result").first();
-}
+serveSite();
 
 const frenchie = path.join(shared, "willjobs_example_frenchbulldog.jpg");
 const chelsea = path.join(fixtures, "skimage_chelsea_cat.png");
