@@ -47,6 +47,11 @@ for name in files:
     shutil.copyfile(source / name, target / name)
 site_manifest = dict(manifest, backbones={"int8": int8}, heads=heads,
                      files={name: manifest["files"][name] for name in files})
+# The site's default head (`lucy add-head --default`) only while it is served.
+if site_manifest.get("default_head") not in [h["name"] for h in heads]:
+    if "default_head" in site_manifest:
+        print(f"finish_site: the default head `{site_manifest['default_head']}` is left out: ImageNet's instead")
+    site_manifest.pop("default_head", None)
 (target / "manifest.json").write_text(json.dumps(site_manifest, indent=2) + "\n")
 
 index = staging / "index.html"

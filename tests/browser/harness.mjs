@@ -166,3 +166,19 @@ export async function upload(page, file, timeout = 120_000, input = "#files") {
   return page.locator(".result").first();
 }
 
+/// A head file as `lucy train` writes it: safetensors with the labels in its metadata.
+export function headFile(features, labels, fill) {
+  const classes = labels.length;
+  const weight = new Float32Array(features * classes).fill(fill);
+  const bias = new Float32Array(classes).map((_, i) => i); // the last class wins on ties
+  const header = {
+    __metadata__: { lucy_head: JSON.stringify({ name: "from-disk", labels }) },
+    bias: { dtype: "F32", shape: [classes], data_offsets: [0, bias.byteLength] },
+    weight: { dtype: "F32", shape: [features, classes], data_offsets: [bias.byteLength, bias.byteLength + weight.byteLength] },
+  };
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([size, json, Buffer.from(bias.buffer), Buffer.from(weight.buffer)]);
+}

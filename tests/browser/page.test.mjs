@@ -12,7 +12,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
-  assertClean, base, dist, fixtures, launch, openPage, output, requests, serveSite, shared, startServer, upload, waitReady_,
+  assertClean, base, dist, fixtures, headFile, launch, openPage, output, requests, serveSite, shared, startServer, upload, waitReady_,
 } from "./harness.mjs";
 
 serveSite();
@@ -56,23 +56,6 @@ async function photoVideo(photoName) {
   } finally {
     await context.close();
   }
-}
-
-/// A head file as `lucy train` writes it: safetensors with the labels in its metadata.
-function headFile(features, labels, fill) {
-  const classes = labels.length;
-  const weight = new Float32Array(features * classes).fill(fill);
-  const bias = new Float32Array(classes).map((_, i) => i); // the last class wins on ties
-  const header = {
-    __metadata__: { lucy_head: JSON.stringify({ name: "from-disk", labels }) },
-    bias: { dtype: "F32", shape: [classes], data_offsets: [0, bias.byteLength] },
-    weight: { dtype: "F32", shape: [features, classes], data_offsets: [bias.byteLength, bias.byteLength + weight.byteLength] },
-  };
-  let json = Buffer.from(JSON.stringify(header));
-  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
-  const size = Buffer.alloc(8);
-  size.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([size, json, Buffer.from(bias.buffer), Buffer.from(weight.buffer)]);
 }
 
 /// Turn "Why?" on for `card`, pick the bar labelled `label`, and return the 7 x 7 map shown.

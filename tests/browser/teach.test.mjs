@@ -10,7 +10,8 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { assertClean, launch, openPage, output, root, serveSite, shared } from "./harness.mjs";
+import crypto from "node:crypto";
+import { assertClean, dist, headFile, launch, openPage, output, root, serveSite, shared, upload } from "./harness.mjs";
 
 serveSite();
 
@@ -242,5 +243,67 @@ test("holding a class's capture button takes camera frames into it, a few a seco
     await assertClean(page, errors);
   } finally {
     await context.close();
+  }
+});
+
+test("host your own: the site's default head is the page's first; ?head=NAME picks another; an unknown name says so", { timeout: 300_000 }, async () => {
+  // The site as `lucy add-head head.safetensors --name mine --default` + a rebuild serves it:
+  // one more head in the manifest, named as its default.
+  const head = headFile(2048, ["Lucy", "Other"], 0.01); // bias 0, 1: always "Other"
+  const manifest = JSON.parse(fs.readFileSync(path.join(dist, "weights/manifest.json")));
+  manifest.heads.push({ name: "mine", file: "head-mine.safetensors" });
+  manifest.default_head = "mine";
+  manifest.files["head-mine.safetensors"] = { size_bytes: head.length, sha256: crypto.createHash("sha256").update(head).digest("hex") };
+  const coffee = fixture("skimage_coffee.png");
+  for (const [query, top1, selected] of [["", "Other", "mine"], ["&head=imagenet", "espresso", "imagenet"], ["&head=nope", "espresso", "imagenet"]]) {
+    const context = await launch();
+    try {
+      await context.route("**/weights/manifest.json", (route) => route.fulfill({ body: JSON.stringify(manifest), contentType: "application/json" }));
+      await context.route("**/weights/head-mine.safetensors", (route) => route.fulfill({ body: head }));
+      const { page, errors } = await openPage(context, `?backend=cpu${query}`);
+      assert.equal(await (await upload(page, coffee)).getAttribute("data-top1"), top1, query);
+      assert.equal(await page.inputValue("#head"), selected, query);
+      if (query.includes("nope")) {
+        assert.match(await page.textContent("#results"), /No head named “nope”.*This site has the heads imagenet, mine/);
+      }
+      await assertClean(page, errors);
+    } finally {
+      await context.close();
+    }
+  }
+});
+
+test("a new backbone on the site: kept photos get their features again from their kept crops", { timeout: 300_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-teach-"));
+  let context = await launch({ userDataDir: dir });
+  try {
+    let { page } = await openPage(context, "?backend=cpu");
+    await teachReady(page);
+    await page.getByLabel("Add photos to Lucy").setInputFiles([fixture("skimage_coffee.png"), fixture("upright.jpg")]);
+    await page.getByLabel("Add photos to Other").setInputFiles([fixture("skimage_chelsea_cat.png"), fixture("exif-orientation-6.jpg")]);
+    await settled(page, 4);
+    await context.close();
+
+    // The site now serves another int8 backbone (one weight byte changed, the manifest with it).
+    const weights = path.join(dist, "weights");
+    const manifest = JSON.parse(fs.readFileSync(path.join(weights, "manifest.json")));
+    const file = manifest.backbones.int8;
+    const backbone = Buffer.from(fs.readFileSync(path.join(weights, file)));
+    backbone[backbone.length - 1000] ^= 0x01;
+    manifest.files[file] = { size_bytes: backbone.length, sha256: crypto.createHash("sha256").update(backbone).digest("hex") };
+    context = await launch({ userDataDir: dir });
+    await context.route("**/weights/manifest.json", (route) => route.fulfill({ body: JSON.stringify(manifest), contentType: "application/json" }));
+    await context.route(`**/weights/${file}`, (route) => route.fulfill({ body: backbone }));
+    let errors;
+    ({ page, errors } = await openPage(context, "?backend=cpu"));
+    await teachReady(page);
+    await page.waitForFunction(() => document.querySelector("#teach-log").textContent.includes("The backbone changed since 4 photos were added"), null, { timeout: 60_000 });
+    await settled(page, 4);
+    await page.getByRole("button", { name: "Train", exact: true }).click();
+    await page.waitForFunction(() => /validation accuracy \d\.\d\d \(/.test(document.querySelector("#teach-status").textContent), null, { timeout: 120_000 });
+    await assertClean(page, errors);
+  } finally {
+    await context.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -89,6 +89,21 @@ struct Photo {
     select: HtmlSelectElement,
 }
 
+impl Photo {
+    /// As kept in IndexedDB.
+    fn record(&self) -> PhotoRecord {
+        PhotoRecord {
+            id: self.id,
+            class: self.class,
+            name: self.name.clone(),
+            hash: self.hash.clone(),
+            backbone: self.backbone.clone(),
+            features: self.features.to_vec(),
+            thumbnail: self.thumbnail.to_vec(),
+        }
+    }
+}
+
 /// The last lesson: what "Download head" and "Download project" give.
 struct Lessoned {
     head: Vec<u8>,
@@ -253,6 +268,7 @@ fn add_class(app: &Rc<App>, id: u32, name: &str) {
     let capture: HtmlButtonElement = element("button");
     capture.set_type("button");
     capture.set_text_content(Some("Hold to capture"));
+    capture.set_class_name("capture");
     let remove: HtmlButtonElement = element("button");
     remove.set_type("button");
     remove.set_class_name("remove-class");
@@ -465,8 +481,9 @@ fn refresh(app: &App) {
     set_text(
         "teach-count",
         &format!(
-            "{} photos in {} classes{}",
+            "{} photo{} in {} classes{}",
             photos.len(),
+            if photos.len() == 1 { "" } else { "s" },
             classes.len(),
             if waiting > 0 {
                 format!(", {waiting} being added")
@@ -840,15 +857,7 @@ fn move_photo(app: &Rc<App>, id: u32, class: u32) {
     if let Some(target) = t.classes.borrow().iter().find(|c| c.id == class) {
         let _ = target.thumbs.prepend_with_node_1(&photo.figure);
     }
-    let record = PhotoRecord {
-        id,
-        class,
-        name: photo.name.clone(),
-        hash: photo.hash.clone(),
-        backbone: photo.backbone.clone(),
-        features: photo.features.to_vec(),
-        thumbnail: photo.thumbnail.to_vec(),
-    };
+    let record = photo.record();
     drop(photos);
     // The row in the wrong-photos list goes: it is fixed.
     if let Some(row) = web_sys::window()
@@ -1208,22 +1217,45 @@ pub fn backbone_known(app: &Rc<App>, sha256: &str) {
     }
 }
 
+/// Features again for a photo from its kept crop; the photo keeps its old features (and stays)
+/// if that fails.
 async fn recompute(app: &Rc<App>, id: u32) {
     let t = teach(app);
     let store = t.store.borrow().clone();
-    let photo = t
-        .photos
-        .borrow()
-        .iter()
-        .find(|p| p.id == id)
-        .map(|p| (p.class, p.name.clone()));
     let crop = match &store {
         Some(store) => store.crop(id).await.ok().flatten(),
         None => None,
     };
-    if let (Some((class, name)), Some(crop)) = (photo, crop) {
-        remove_photo(app, id);
-        add_photo(app, class, name, Source::Bytes(crop), Some(id)).await;
+    let found = match crop {
+        Some(crop) => features_of(app, &Source::Bytes(crop)).await.ok(),
+        None => None,
+    };
+    let backbone = t.backbone.borrow().clone();
+    let record = {
+        let mut photos = t.photos.borrow_mut();
+        match (photos.iter_mut().find(|p| p.id == id), found) {
+            (Some(photo), Some((features, _))) => {
+                photo.features = Rc::new(features);
+                photo.backbone = backbone;
+                Some(photo.record())
+            }
+            (Some(photo), None) => {
+                log(&format!(
+                    "{}: its features could not be computed again; it keeps the old ones.",
+                    photo.name
+                ));
+                None
+            }
+            (None, _) => None,
+        }
+    };
+    if let (Some(store), Some(record)) = (store, record)
+        && let Err(e) = store.put_photo(&record, None).await
+    {
+        log(&format!(
+            "{}: its new features could not be kept: {e}",
+            record.name
+        ));
     }
     done_waiting(app);
 }
