@@ -83,6 +83,17 @@ def main():
     write("head_file", "wrong-shape.safetensors", safetensors(
         {"bias": ("F32", [2], bias), "weight": ("F32", [2, 2], weight[:16])}, meta))
 
+    # A project file as the page downloads it: four photos' features, two classes.
+    lesson = {"head_name": "taught", "classes": ["Lucy", "Other"], "labels": [0, 0, 1, 1],
+              "config": {"epochs": 2, "batch_size": 2, "learning_rate": 0.001, "weight_decay": 0.0001,
+                         "dropout": 0.2, "class_weights": True, "patience": 1, "seed": 42},
+              "val_fraction": 0.5}
+    project = {"format": 1, "lesson": lesson, "photos": ["a.jpg", "b.jpg", "c.jpg", "d.jpg"],
+               "backbone_sha256": "00" * 32}
+    features = struct.pack(f"<{4 * 2048}f", *[((i % 7) - 3) / 10 for i in range(4 * 2048)])
+    write("project_file", "four-photos.safetensors", safetensors(
+        {"features": ("F32", [4, 2048], features)}, {"lucy_project": json.dumps(project)}))
+
     # TF.js: a length-prefixed model.json, then the shard bytes.
     model = {"weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": [
         {"name": "conv1_conv/kernel", "shape": [1, 1, 3, 2], "dtype": "float32"},

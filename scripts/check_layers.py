@@ -108,7 +108,7 @@ def main() -> int:
         if node not in state:
             visit(node, [node])
     print(f"layers: {checked} module references in src/ checked; order "
-          "preprocess, model <- weights, explain <- classifier <- train <- cli / web; "
+          "preprocess, model <- weights, explain <- classifier, fit <- train <- cli / web; "
           f"{sum(len(v) for v in edges.values())} edges between sibling files")
     for p in problems:
         print("  " + p)

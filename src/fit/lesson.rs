@@ -30,6 +30,29 @@ pub struct Lesson {
 }
 
 impl Lesson {
+    /// Settings a run can finish with (a project file comes from anywhere: an epoch count of
+    /// 10^12 would be a hang, a NaN learning rate a head of NaNs).
+    pub fn check(&self) -> Result<(), LessonError> {
+        let c = &self.config;
+        let problem = if !(1..=10_000).contains(&c.epochs) {
+            Some(format!("{} epochs (1 to 10,000)", c.epochs))
+        } else if !(1..=1 << 20).contains(&c.batch_size) {
+            Some(format!("batches of {}", c.batch_size))
+        } else if !(c.learning_rate.is_finite() && c.learning_rate > 0.0 && c.learning_rate <= 10.0)
+        {
+            Some(format!("learning rate {}", c.learning_rate))
+        } else if !(c.weight_decay.is_finite() && (0.0..=1.0).contains(&c.weight_decay)) {
+            Some(format!("weight decay {}", c.weight_decay))
+        } else if !(0.0..1.0).contains(&c.dropout) {
+            Some(format!("dropout {}", c.dropout))
+        } else if !(self.val_fraction > 0.0 && self.val_fraction < 0.9) {
+            Some(format!("validation fraction {}", self.val_fraction))
+        } else {
+            None
+        };
+        problem.map_or(Ok(()), |p| Err(LessonError::BadSettings(p)))
+    }
+
     /// The page's settings: `lucy train`'s defaults, a fifth of each class for validation.
     pub fn new(head_name: &str, classes: Vec<String>, labels: Vec<usize>) -> Self {
         Self {
@@ -69,6 +92,8 @@ pub enum LessonError {
     NotFinite(usize),
     #[error("this is not a lucy project file: {0}")]
     BadProject(String),
+    #[error("the lesson's settings are out of range: {0}")]
+    BadSettings(String),
 }
 
 /// Split, fit, score the validation photos, and write the head file. `features` holds 2048
@@ -78,6 +103,7 @@ pub fn teach(
     features: &[f32],
     on_epoch: &mut dyn FnMut(&EpochMetrics),
 ) -> Result<(Vec<u8>, Taught), LessonError> {
+    lesson.check()?;
     let classes = lesson.classes.len();
     if classes < 2 {
         return Err(LessonError::TooFewClasses(classes));
@@ -371,6 +397,12 @@ mod tests {
             teach(&lonely, &features, &mut |_| {}).unwrap_err(),
             LessonError::TooFewPhotos("Other".into())
         );
+        let mut endless = lesson.clone();
+        endless.config.epochs = 1 << 40;
+        assert!(matches!(
+            teach(&endless, &features, &mut |_| {}),
+            Err(LessonError::BadSettings(_))
+        ));
         let mut nan = features.clone();
         nan[FEATURES * 3] = f32::NAN;
         assert_eq!(

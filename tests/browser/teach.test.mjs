@@ -120,6 +120,10 @@ test("teach Lucy (dogs) and Other (cats) from files, train, classify held-out ph
     assert.equal(report.photos, 12);
     assert.equal(report.accuracy.toFixed(2), pageAccuracy.toFixed(2));
 
+    // The downloaded head loads back into the page as a head file.
+    await page.setInputFiles("#head-file", headPath);
+    await page.waitForFunction(() => document.querySelector(".result")?.dataset.state === "done" && /Head in use: Lucy \/ Other/.test(document.querySelector(".result").textContent), null, { timeout: 60_000 });
+
     // A reload brings the project back, with its head in use.
     await page.reload();
     await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 120_000 });

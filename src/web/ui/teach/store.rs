@@ -53,10 +53,13 @@ pub struct HeadRecord {
     pub photos: Vec<u32>,
 }
 
+#[derive(Default)]
 pub struct Saved {
     pub meta: Option<Meta>,
     pub photos: Vec<PhotoRecord>,
     pub head: Option<HeadRecord>,
+    /// Photo records that did not read back (left out).
+    pub unreadable: usize,
 }
 
 pub struct Store {
@@ -140,12 +143,14 @@ impl Store {
             .map_err(store_error)?
             .and_then(|v| v.as_string())
             .and_then(|json| serde_json::from_str(&json).ok());
-        let photos = tx
+        let records = tx
             .store(PHOTOS)
             .map_err(store_error)?
             .get_all(None, None)
             .await
-            .map_err(store_error)?
+            .map_err(store_error)?;
+        let total = records.len();
+        let photos: Vec<PhotoRecord> = records
             .into_iter()
             .filter_map(|v| {
                 Some(PhotoRecord {
@@ -174,7 +179,12 @@ impl Store {
                 })
             });
         tx.done().await.map_err(store_error)?;
-        Ok(Saved { meta, photos, head })
+        Ok(Saved {
+            meta,
+            unreadable: total - photos.len(),
+            photos,
+            head,
+        })
     }
 
     pub async fn save_meta(&self, meta: &Meta) -> Result<(), StoreError> {
