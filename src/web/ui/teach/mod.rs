@@ -5,6 +5,10 @@
 //!
 //! Work that needs the model (features, training) joins the page's one queue, so photos given
 //! while the model loads wait their turn and training runs after the photos added before it.
+//!
+//! This file holds the state and the entry points; [`classes`], [`photos`], [`training`] and
+//! [`keeping`] (restore, recompute, clear) are its parts, and see each other and the imports
+//! below through `use super::*` (one concern a file, one shared vocabulary).
 
 mod classes;
 mod keeping;
