@@ -20,7 +20,12 @@ pub(super) async fn restore(app: &Rc<App>) {
         }
     };
     let saved = saved.unwrap_or_else(|e| {
-        log(&format!("The saved project could not be read: {e}"));
+        // Nothing is written over a project that may still be there.
+        *t.store.borrow_mut() = None;
+        log(&format!(
+            "The saved project could not be read ({e}): it is left as it is, and what you \
+             teach now lasts until the page closes. Reload to try again."
+        ));
         store::Saved::default()
     });
     if saved.unreadable > 0 {
