@@ -86,6 +86,8 @@ pub enum PreprocessError {
     TooSmall { width: u32, height: u32 },
     #[error("the photo is damaged or truncated and cannot be decoded ({0})")]
     Corrupt(String),
+    #[error("a kept crop must be {side} x {side} pixels, this one is {width} x {height}", side = INPUT_SIDE)]
+    NotACrop { width: u32, height: u32 },
     #[error("the pixel buffer holds {got} bytes, but {width} x {height} RGBA needs {expected}")]
     BadPixelBuffer {
         width: u32,
@@ -249,6 +251,21 @@ fn crop_box(width: u32, height: u32) -> (f64, f64, f64, f64) {
     (left, top, box_width, box_height)
 }
 
+/// A kept crop (an image file of exactly what the model saw, e.g. the page's PNG of
+/// [`Input::to_rgb`]) → the model's input again, with no resize: the same input as the photo
+/// it was cropped from.
+pub fn preprocess_crop(bytes: &[u8]) -> Result<Input, PreprocessError> {
+    let crop = decode_rgb(bytes)?;
+    let side = INPUT_SIDE as u32;
+    if crop.dimensions() != (side, side) {
+        return Err(PreprocessError::NotACrop {
+            width: crop.width(),
+            height: crop.height(),
+        });
+    }
+    Ok(input_from_crop(&crop))
+}
+
 /// A 224 x 224 RGB crop → BGR minus the means, planar. (Training's augmented views join here.)
 pub fn input_from_crop(crop: &RgbImage) -> Input {
     assert_eq!(crop.dimensions(), (INPUT_SIDE as u32, INPUT_SIDE as u32));
@@ -357,6 +374,29 @@ mod tests {
         )
         .unwrap();
         out
+    }
+
+    #[test]
+    fn a_kept_crop_gives_back_the_input_it_was_cut_for() {
+        // A photo with detail everywhere, not square: resizing the crop again would zoom in.
+        let pixels: Vec<u8> = (0..400 * 300 * 3).map(|i| (i * 7 % 251) as u8).collect();
+        let photo = png(400, 300, image::ExtendedColorType::Rgb8, &pixels);
+        let input = preprocess_bytes(&photo).unwrap();
+        let crop = input.to_rgb();
+        let kept = png(224, 224, image::ExtendedColorType::Rgb8, crop.as_raw());
+        assert_eq!(preprocess_crop(&kept).unwrap().chw, input.chw);
+        assert_ne!(
+            preprocess_bytes(&kept).unwrap().chw,
+            input.chw,
+            "a photo is resized"
+        );
+        assert!(matches!(
+            preprocess_crop(&photo),
+            Err(PreprocessError::NotACrop {
+                width: 400,
+                height: 300
+            })
+        ));
     }
 
     #[test]

@@ -9,10 +9,13 @@
 //! re-trained bit-for-bit by `lucy train --project` (burn's matrix products reduce in
 //! SIMD-width-dependent order: AVX-512 natively, SIMD128 in wasm).
 
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
+
+// ChaCha12 named, not `StdRng`: rand documents StdRng's algorithm as free to change between
+// versions, and heads must stay reproducible.
+use rand_chacha::ChaCha12Rng;
 
 use crate::model::FEATURES;
 
@@ -128,7 +131,7 @@ pub fn fit(
     config: &FitConfig,
     on_epoch: &mut dyn FnMut(&EpochMetrics),
 ) -> Fitted {
-    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut rng = ChaCha12Rng::seed_from_u64(config.seed);
     // burn's Linear initialisation: uniform in ±1/√fan_in, weights then bias.
     let bound = 1.0 / (FEATURES as f32).sqrt();
     let mut init = |n: usize| -> Vec<f32> {
@@ -337,7 +340,7 @@ pub fn stratified_split(
     test_fraction: f64,
     seed: u64,
 ) -> Result<Parts, usize> {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
     let mut parts = Parts::default();
     for class in 0..classes {
         let mut items: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use burn::prelude::Device;
 use image::RgbImage;
 use image::imageops::FilterType;
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha12Rng;
 
 use super::data::Photo;
 use super::progress::Progress;
@@ -218,14 +218,14 @@ fn view_input(image: &RgbImage, hash: &str, view: View) -> Input {
         View::Augmented { seed, index } => {
             let digest = sha256_hex(format!("{seed}:{hash}:{index}").as_bytes());
             let rng_seed = u64::from_str_radix(&digest[..16], 16).expect("hex digest");
-            random_resized_crop(image, &mut StdRng::seed_from_u64(rng_seed))
+            random_resized_crop(image, &mut ChaCha12Rng::seed_from_u64(rng_seed))
         }
     }
 }
 
 /// Inception-style augmentation, mild: 40–100 % of the area, aspect 3:4 to 4:3, flipped
 /// half of the time, resized to 224 x 224.
-fn random_resized_crop(image: &RgbImage, rng: &mut StdRng) -> Input {
+fn random_resized_crop(image: &RgbImage, rng: &mut ChaCha12Rng) -> Input {
     let (width, height) = image.dimensions();
     let area = (width * height) as f64 * rng.random_range(0.4..=1.0);
     let aspect = rng.random_range((0.75f64).ln()..=(4.0f64 / 3.0).ln()).exp();

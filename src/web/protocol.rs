@@ -30,6 +30,9 @@ pub enum Request {
     ClassifyRgba { width: u32, height: u32, top: usize },
     /// Teaching: the backbone's 2048 features of the photo file in `bytes[0]`.
     FeaturesOfBytes,
+    /// Teaching: the features of a kept 224 x 224 crop (an image file) in `bytes[0]`, used as it
+    /// is (no resize): features again for a new backbone.
+    FeaturesOfCrop,
     /// Teaching: the features of RGBA pixels in `bytes[0]` (camera frames).
     FeaturesOfRgba { width: u32, height: u32 },
     /// Fit a head (`fit::teach`) on features in `bytes[0]` (2048 little-endian f32 per photo,

@@ -15,7 +15,7 @@ use super::protocol::{Backend, Envelope, Reply, Request};
 use crate::classifier::{Classifier, Prediction, top_k};
 use crate::explain::ClassMap;
 use crate::fit::{EpochMetrics, teach};
-use crate::preprocess::{Input, preprocess_bytes, preprocess_rgba};
+use crate::preprocess::{Input, preprocess_bytes, preprocess_crop, preprocess_rgba};
 use crate::weights::bundle::{decode_head, load_backbone};
 
 /// The worker's state: the model once created, and the requests waiting for it.
@@ -115,6 +115,10 @@ async fn answer(
 ) -> (Reply, Vec<Uint8Array>) {
     match request {
         Request::FeaturesOfBytes => match preprocess_bytes(&payload(bytes, 0)) {
+            Ok(input) => features(model, &input).await,
+            Err(e) => (input_error(e), Vec::new()),
+        },
+        Request::FeaturesOfCrop => match preprocess_crop(&payload(bytes, 0)) {
             Ok(input) => features(model, &input).await,
             Err(e) => (input_error(e), Vec::new()),
         },
@@ -243,6 +247,7 @@ async fn reply_without_payload(
         | Request::ClassifyBytes { .. }
         | Request::ClassifyRgba { .. }
         | Request::FeaturesOfBytes
+        | Request::FeaturesOfCrop
         | Request::FeaturesOfRgba { .. }
         | Request::Train { .. } => {
             unreachable!("answered by `answer`")

@@ -77,6 +77,8 @@ pub struct App {
     head_chosen_by_address: Cell<bool>,
     labels: RefCell<Vec<String>>,
     jobs: RefCell<VecDeque<Job>>,
+    /// Why lucy could not start: work given after that is refused at once, never queued.
+    failed: RefCell<Option<String>>,
     /// A job (or a camera frame) is with the model.
     busy: Cell<bool>,
     camera: RefCell<Option<Rc<camera::Camera>>>,
@@ -98,6 +100,7 @@ pub fn start() {
         head_chosen_by_address: Cell::new(false),
         labels: RefCell::default(),
         jobs: RefCell::default(),
+        failed: RefCell::default(),
         busy: Cell::new(false),
         camera: RefCell::default(),
         teach: teach::Teach::default(),
@@ -116,15 +119,10 @@ pub fn start() {
             set_text("status", "lucy could not start.");
             by_id::<HtmlProgressElement>("download").set_hidden(true);
             Card::error("lucy could not start", &e);
+            *app.failed.borrow_mut() = Some(e.clone());
             let waiting: Vec<Job> = app.jobs.borrow_mut().drain(..).collect();
             for job in waiting {
-                match job {
-                    Job::Photo { card, .. } | Job::HeadFile { card, .. } => {
-                        card.fail("Not classified", &format!("lucy could not start: {e}"))
-                    }
-                    Job::Teach(job) => teach::refuse(&app, job, &e),
-                    Job::SelectHead(_) => {}
-                }
+                app.refuse(job, &e);
             }
         }
     });
@@ -295,12 +293,31 @@ impl App {
     }
 
     fn enqueue(self: &Rc<Self>, job: Job) {
+        let failed = self.failed.borrow().clone();
+        if let Some(reason) = failed {
+            return self.refuse(job, &reason);
+        }
         self.jobs.borrow_mut().push_back(job);
         self.start_jobs();
     }
 
+    /// Work that will never run: lucy could not start. Each says so where it was given.
+    fn refuse(&self, job: Job, reason: &str) {
+        match job {
+            Job::Photo { card, .. } | Job::HeadFile { card, .. } => {
+                card.fail("Not classified", &format!("lucy could not start: {reason}"))
+            }
+            Job::Teach(job) => teach::refuse(self, job, reason),
+            Job::SelectHead(_) => {}
+        }
+    }
+
     /// Before everything waiting (a head the page restores must classify the photos queued).
     fn enqueue_first(self: &Rc<Self>, job: Job) {
+        let failed = self.failed.borrow().clone();
+        if let Some(reason) = failed {
+            return self.refuse(job, &reason);
+        }
         self.jobs.borrow_mut().push_front(job);
         self.start_jobs();
     }

@@ -262,9 +262,16 @@ pub(super) fn refresh(app: &App) {
             }
         ),
     );
-    let has_head = t.last.borrow().is_some();
-    by_id::<HtmlButtonElement>("teach-download-head").set_disabled(!has_head);
-    by_id::<HtmlButtonElement>("teach-download-project").set_disabled(!has_head);
+    let last = t.last.borrow();
+    by_id::<HtmlButtonElement>("teach-download-head").set_disabled(last.is_none());
+    let project: HtmlButtonElement = by_id("teach-download-project");
+    let has_project = last.as_ref().is_some_and(|l| l.project.is_some());
+    project.set_disabled(!has_project);
+    project.set_title(if last.is_some() && !has_project {
+        "Some photos of the last training are gone or were recomputed: train again to download its project"
+    } else {
+        ""
+    });
 }
 
 pub(super) fn fill_class_options(select: &HtmlSelectElement, classes: &[Class], chosen: u32) {

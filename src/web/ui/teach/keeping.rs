@@ -64,11 +64,19 @@ pub(super) async fn restore(app: &Rc<App>) {
     {
         show_report(app, &taught, &head.photos);
         super::super::heads::restore_taught(app, Rc::new(head.head.clone()));
-        *t.last.borrow_mut() = rebuild_lesson(app, &taught, head.head, &head.photos);
+        let project = rebuild_project(app, &head);
+        *t.last.borrow_mut() = Some(Lessoned {
+            head: head.head,
+            project,
+        });
     }
     let backbone = t.backbone.borrow().clone();
     if !backbone.is_empty() {
         backbone_known(app, &backbone);
+    }
+    // The controls act on the project: they work once it is back.
+    for id in ["teach-add-class", "teach-train", "teach-clear"] {
+        by_id::<HtmlButtonElement>(id).set_disabled(false);
     }
     let _ = by_id::<HtmlElement>("teach").set_attribute("data-restored", "true");
     let n = t.photos.borrow().len();
@@ -78,28 +86,26 @@ pub(super) async fn restore(app: &Rc<App>) {
     refresh(app);
 }
 
-/// The last lesson again (for downloads after a reload), from the photos it was taught on.
-pub(super) fn rebuild_lesson(
-    app: &App,
-    taught: &Taught,
-    head: Vec<u8>,
-    ids: &[u32],
-) -> Option<Lessoned> {
-    let t = teach(app);
-    let photos = t.photos.borrow();
-    let classes = &taught.confusion.classes;
-    let (mut names, mut labels, mut features) = (vec![], vec![], vec![]);
-    for id in ids {
+/// The last lesson's project again (for "Download project" after a reload): its kept lesson
+/// with the features of the photos it was taught on — `None` once one of them is gone or has
+/// features from another backbone (moves and renames since do not matter: the lesson keeps
+/// the labels it was taught with).
+fn rebuild_project(app: &App, record: &HeadRecord) -> Option<Project> {
+    let lesson: Lesson = serde_json::from_str(&record.lesson).ok()?;
+    let photos = teach(app).photos.borrow();
+    let (mut names, mut features) = (vec![], vec![]);
+    for id in &record.photos {
         let photo = photos.iter().find(|p| p.id == *id)?;
-        let class = class_name(app, photo.class)?;
-        labels.push(classes.iter().position(|c| *c == class)?);
+        if photo.backbone != record.backbone {
+            return None;
+        }
         names.push(photo.name.clone());
         features.extend_from_slice(&photo.features);
     }
-    Some(Lessoned {
-        head,
-        lesson: Lesson::new(HEAD_NAME, classes.clone(), labels),
-        names,
+    Some(Project {
+        lesson,
+        photos: names,
+        backbone_sha256: record.backbone.clone(),
         features,
     })
 }
@@ -138,7 +144,7 @@ pub(super) async fn recompute(app: &Rc<App>, id: u32) {
         None => None,
     };
     let found = match crop {
-        Some(crop) => features_of(app, &Source::Bytes(crop)).await.ok(),
+        Some(crop) => features_of(app, &Source::Crop(crop)).await.ok(),
         None => None,
     };
     let backbone = t.backbone.borrow().clone();
@@ -173,7 +179,8 @@ pub(super) async fn recompute(app: &Rc<App>, id: u32) {
 
 pub(super) async fn clear(app: &Rc<App>) {
     let t = teach(app);
-    if let Some(store) = t.store.borrow().clone()
+    let store = t.store.borrow().clone();
+    if let Some(store) = store
         && let Err(e) = store.clear().await
     {
         log(&format!("The project could not be cleared: {e}"));

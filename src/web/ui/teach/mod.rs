@@ -76,6 +76,9 @@ pub enum TeachJob {
         id: u32,
     },
     Train,
+    /// In the queue, so work given before it (photos being added, a training) finishes first
+    /// and cannot write into the cleared project.
+    Clear,
 }
 
 struct Class {
@@ -117,12 +120,11 @@ impl Photo {
     }
 }
 
-/// The last lesson: what "Download head" and "Download project" give.
+/// The last lesson: what "Download head" and "Download project" give (the project only while
+/// the photos it was taught on are all there with the same features).
 struct Lessoned {
     head: Vec<u8>,
-    lesson: Lesson,
-    names: Vec<String>,
-    features: Vec<f32>,
+    project: Option<Project>,
 }
 
 #[derive(Default)]
@@ -207,13 +209,8 @@ fn listen_controls(app: &Rc<App>) {
                 &by_id::<HtmlElement>("teach-download-project"),
                 "click",
                 move |_| {
-                    if let Some(last) = teach(&app).last.borrow().as_ref() {
-                        let project = Project {
-                            lesson: last.lesson.clone(),
-                            photos: last.names.clone(),
-                            backbone_sha256: teach(&app).backbone.borrow().clone(),
-                            features: last.features.clone(),
-                        };
+                    let last = teach(&app).last.borrow();
+                    if let Some(project) = last.as_ref().and_then(|l| l.project.as_ref()) {
                         download(PROJECT_FILE, &project.encode());
                     }
                 },
@@ -227,8 +224,8 @@ fn listen_controls(app: &Rc<App>) {
                     "Remove all {count} photos, the classes and the head taught here? This cannot be undone."
                 );
                 if window().confirm_with_message(&question).unwrap_or(false) {
-                    let app = app.clone();
-                    wasm_bindgen_futures::spawn_local(async move { clear(&app).await });
+                    status("Clearing once the work in progress is done…");
+                    app.enqueue(Job::Teach(TeachJob::Clear));
                 }
             })
         },
@@ -268,6 +265,7 @@ pub async fn run(app: &Rc<App>, job: TeachJob) {
         }
         TeachJob::Recompute { id } => recompute(app, id).await,
         TeachJob::Train => train(app).await,
+        TeachJob::Clear => clear(app).await,
     }
 }
 
@@ -289,6 +287,7 @@ pub fn refuse(app: &App, job: TeachJob, reason: &str) {
         }
         TeachJob::Recompute { .. } => done_waiting(app),
         TeachJob::Train => status(&format!("Not trained: lucy could not start: {reason}")),
+        TeachJob::Clear => status(&format!("Not cleared: lucy could not start: {reason}")),
     }
 }
 

@@ -67,6 +67,8 @@ pub(super) async fn burst(app: &Rc<App>, class: u32) {
 
 pub(super) enum Source {
     Bytes(Vec<u8>),
+    /// A kept crop: used as it is, no resize.
+    Crop(Vec<u8>),
     Rgba(Vec<u8>, u32, u32),
 }
 
@@ -74,6 +76,7 @@ impl Source {
     fn request(&self) -> (Request, Vec<Uint8Array>) {
         match self {
             Source::Bytes(bytes) => (Request::FeaturesOfBytes, vec![Uint8Array::from(&bytes[..])]),
+            Source::Crop(bytes) => (Request::FeaturesOfCrop, vec![Uint8Array::from(&bytes[..])]),
             Source::Rgba(rgba, width, height) => (
                 Request::FeaturesOfRgba {
                     width: *width,
@@ -86,7 +89,7 @@ impl Source {
 
     fn bytes(&self) -> &[u8] {
         match self {
-            Source::Bytes(b) | Source::Rgba(b, ..) => b,
+            Source::Bytes(b) | Source::Crop(b) | Source::Rgba(b, ..) => b,
         }
     }
 }
@@ -171,6 +174,18 @@ pub(super) async fn add_photo(
             });
             return;
         }
+    }
+    if class_name(app, class).is_none() {
+        // Its class was removed while it was being kept: take it out again.
+        log(&format!(
+            "{} was not added: its class was removed meanwhile.",
+            record.name
+        ));
+        let store = t.store.borrow().clone();
+        if let Some(store) = store {
+            let _ = store.delete_photo(record.id).await;
+        }
+        return;
     }
     show_photo(app, record);
     stale_report(app);

@@ -51,6 +51,10 @@ pub struct HeadRecord {
     pub taught: String,
     /// The photos it was taught on, in the lesson's order (for its validation indices).
     pub photos: Vec<u32>,
+    /// `fit::Lesson` as JSON, and the backbone whose features it used: with the photos'
+    /// features, the project file again after a reload.
+    pub lesson: String,
+    pub backbone: String,
 }
 
 #[derive(Default)]
@@ -142,7 +146,12 @@ impl Store {
             .await
             .map_err(store_error)?
             .and_then(|v| v.as_string())
-            .and_then(|json| serde_json::from_str(&json).ok());
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| StoreError {
+                message: format!("its classes do not read back ({e})"),
+                full: false,
+            })?;
         let records = tx
             .store(PHOTOS)
             .map_err(store_error)?
@@ -176,6 +185,8 @@ impl Store {
                     head: bytes(get(&v, "head")),
                     taught: get(&v, "taught").as_string()?,
                     photos: serde_json::from_str(&get(&v, "photos").as_string()?).ok()?,
+                    lesson: get(&v, "lesson").as_string()?,
+                    backbone: get(&v, "backbone").as_string()?,
                 })
             });
         tx.done().await.map_err(store_error)?;
@@ -280,6 +291,8 @@ impl Store {
         set(&record, "taught", &head.taught.as_str().into());
         let photos = serde_json::to_string(&head.photos).expect("ids serialise");
         set(&record, "photos", &photos.into());
+        set(&record, "lesson", &head.lesson.as_str().into());
+        set(&record, "backbone", &head.backbone.as_str().into());
         let tx = self
             .db
             .transaction(&[HEADS], TransactionMode::ReadWrite)

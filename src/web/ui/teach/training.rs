@@ -73,11 +73,16 @@ pub(super) async fn train(app: &Rc<App>) {
     };
     let _ = by_id::<HtmlElement>("teach-status")
         .set_attribute("data-seconds", &format!("{seconds:.3}"));
+    let backbone = t.backbone.borrow().clone();
+    let lesson_json = serde_json::to_string(&lesson).expect("a lesson serialises");
     *t.last.borrow_mut() = Some(Lessoned {
         head: head.clone(),
-        lesson,
-        names,
-        features,
+        project: Some(Project {
+            lesson,
+            photos: names,
+            backbone_sha256: backbone.clone(),
+            features,
+        }),
     });
     show_report(app, &taught, &ids);
     let accuracy = taught.confusion.accuracy;
@@ -93,11 +98,14 @@ pub(super) async fn train(app: &Rc<App>) {
             "Trained (validation accuracy {accuracy:.2}), but the head could not be used: {e}"
         )),
     }
-    if let Some(store) = t.store.borrow().clone() {
+    let store = t.store.borrow().clone();
+    if let Some(store) = store {
         let record = HeadRecord {
             head,
             taught: serde_json::to_string(&taught).expect("taught serialises"),
             photos: ids,
+            lesson: lesson_json,
+            backbone,
         };
         if let Err(e) = store.put_head(&record).await {
             log(&format!(
