@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{EpochMetrics, FitConfig, Split, argmax, fit, head_probabilities, stratified_split};
 use crate::model::FEATURES;
-use crate::weights::bundle::encode_head;
+use crate::weights::bundle::{encode_head, f32_bytes, f32_from_bytes};
 
 /// The project file's metadata key, and its format version.
 const PROJECT_KEY: &str = "lucy_project";
@@ -198,7 +198,7 @@ pub struct Project {
 
 impl Project {
     pub fn encode(&self) -> Vec<u8> {
-        let bytes: Vec<u8> = self.features.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = f32_bytes(&self.features);
         let n = self.features.len() / FEATURES;
         let view = TensorView::new(Dtype::F32, vec![n, FEATURES], &bytes).expect("n x 2048");
         let meta = ProjectMeta {
@@ -242,11 +242,7 @@ impl Project {
                 meta.photos.len()
             )));
         }
-        let features = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let features = f32_from_bytes(view.data());
         Ok(Self {
             lesson: meta.lesson,
             photos: meta.photos,

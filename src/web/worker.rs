@@ -16,7 +16,7 @@ use crate::classifier::{Classifier, Prediction, top_k};
 use crate::explain::ClassMap;
 use crate::fit::{EpochMetrics, teach};
 use crate::preprocess::{Input, preprocess_bytes, preprocess_crop, preprocess_rgba};
-use crate::weights::bundle::{decode_head, load_backbone};
+use crate::weights::bundle::{decode_head, f32_bytes, f32_from_bytes, load_backbone};
 
 /// The worker's state: the model once created, and the requests waiting for it.
 #[derive(Default)]
@@ -130,10 +130,7 @@ async fn answer(
         }
         // Training needs only the features it is sent, not the backbone: no turn to take.
         Request::Train { lesson } => {
-            let features: Vec<f32> = payload(bytes, 0)
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let features = f32_from_bytes(&payload(bytes, 0));
             match teach(&lesson, &features, &mut |epoch| progress(epoch)) {
                 Ok((head, taught)) => {
                     (Reply::Trained { taught }, vec![Uint8Array::from(&head[..])])
@@ -182,16 +179,13 @@ async fn features(model: &RefCell<Model>, input: &Input) -> (Reply, Vec<Uint8Arr
     let classifier = state.classifier.as_ref().expect("checked by take_turn");
     let features = classifier.features(std::slice::from_ref(input));
     match read(features.into_data_async().await) {
-        Ok(features) => {
-            let bytes: Vec<u8> = features.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (
-                Reply::Features,
-                vec![
-                    Uint8Array::from(&bytes[..]),
-                    Uint8Array::from(&input.to_rgb().into_raw()[..]),
-                ],
-            )
-        }
+        Ok(features) => (
+            Reply::Features,
+            vec![
+                Uint8Array::from(&f32_bytes(&features)[..]),
+                Uint8Array::from(&input.to_rgb().into_raw()[..]),
+            ],
+        ),
         Err(e) => (backend_error(e), Vec::new()),
     }
 }

@@ -233,17 +233,44 @@ fn show_map(answer: &super::Answer, width: u32, height: u32) {
     let _ = canvas.set_attribute("data-why-label", &map.label);
 }
 
+/// Video frames as RGBA pixels: video → canvas → `getImageData` (the live label and the
+/// teaching bursts).
+pub struct FrameReader {
+    canvas: HtmlCanvasElement,
+    context: CanvasRenderingContext2d,
+}
+
+impl FrameReader {
+    /// `None` when the browser has no 2D canvas.
+    pub fn new() -> Option<Self> {
+        let canvas: HtmlCanvasElement = element("canvas");
+        let options = Object::new();
+        let _ = Reflect::set(&options, &"willReadFrequently".into(), &true.into());
+        let context = canvas
+            .get_context_with_context_options("2d", &options)
+            .ok()
+            .flatten()?
+            .unchecked_into::<CanvasRenderingContext2d>();
+        Some(Self { canvas, context })
+    }
+
+    /// The video's current frame: its RGBA pixels, width and height.
+    pub fn read(&self, video: &HtmlVideoElement) -> Result<(Vec<u8>, u32, u32), JsValue> {
+        let (width, height) = (video.video_width(), video.video_height());
+        self.canvas.set_width(width);
+        self.canvas.set_height(height);
+        self.context
+            .draw_image_with_html_video_element(video, 0.0, 0.0)?;
+        let pixels = self
+            .context
+            .get_image_data(0.0, 0.0, width as f64, height as f64)?;
+        Ok((pixels.data().0, width, height))
+    }
+}
+
 /// The newest frame, whenever the model is free, until the camera stops.
 async fn frames(app: &Rc<App>, camera: &Camera, video: &HtmlVideoElement) {
-    let canvas: HtmlCanvasElement = element("canvas");
-    let options = Object::new();
-    let _ = Reflect::set(&options, &"willReadFrequently".into(), &true.into());
-    let Some(context) = canvas
-        .get_context_with_context_options("2d", &options)
-        .ok()
-        .flatten()
-        .map(JsCast::unchecked_into::<CanvasRenderingContext2d>)
-    else {
+    let Some(reader) = FrameReader::new() else {
         Card::error(
             "The camera could not start",
             "This browser has no 2D canvas.",
@@ -256,14 +283,8 @@ async fn frames(app: &Rc<App>, camera: &Camera, video: &HtmlVideoElement) {
             continue;
         }
         let (width, height) = (video.video_width(), video.video_height());
-        canvas.set_width(width);
-        canvas.set_height(height);
-        let pixels = context
-            .draw_image_with_html_video_element(video, 0.0, 0.0)
-            .and_then(|()| context.get_image_data(0.0, 0.0, width as f64, height as f64));
-        let result = match pixels {
-            Ok(pixels) => {
-                let rgba = pixels.data().0;
+        let result = match reader.read(video) {
+            Ok((rgba, ..)) => {
                 let make = || {
                     (
                         Request::ClassifyRgba {

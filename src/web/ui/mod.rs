@@ -293,12 +293,27 @@ impl App {
     }
 
     fn enqueue(self: &Rc<Self>, job: Job) {
+        self.queue(job, false);
+    }
+
+    /// Before everything waiting (a head the page restores must classify the photos queued).
+    fn enqueue_first(self: &Rc<Self>, job: Job) {
+        self.queue(job, true);
+    }
+
+    fn queue(self: &Rc<Self>, job: Job, first: bool) {
         let failed = self.failed.borrow().clone();
         if let Some(reason) = failed {
             return self.refuse(job, &reason);
         }
-        self.jobs.borrow_mut().push_back(job);
-        self.start_jobs();
+        if first {
+            self.jobs.borrow_mut().push_front(job);
+        } else {
+            self.jobs.borrow_mut().push_back(job);
+        }
+        if self.model().is_some() && !self.busy.get() {
+            self.clone().run_jobs();
+        }
     }
 
     /// Work that will never run: lucy could not start. Each says so where it was given.
@@ -309,22 +324,6 @@ impl App {
             }
             Job::Teach(job) => teach::refuse(self, job, reason),
             Job::SelectHead(_) => {}
-        }
-    }
-
-    /// Before everything waiting (a head the page restores must classify the photos queued).
-    fn enqueue_first(self: &Rc<Self>, job: Job) {
-        let failed = self.failed.borrow().clone();
-        if let Some(reason) = failed {
-            return self.refuse(job, &reason);
-        }
-        self.jobs.borrow_mut().push_front(job);
-        self.start_jobs();
-    }
-
-    fn start_jobs(self: &Rc<Self>) {
-        if self.model().is_some() && !self.busy.get() {
-            self.clone().run_jobs();
         }
     }
 

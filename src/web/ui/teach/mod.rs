@@ -26,11 +26,11 @@ use gloo_timers::future::TimeoutFuture;
 use js_sys::Uint8Array;
 use wasm_bindgen::JsCast;
 use web_sys::{
-    CanvasRenderingContext2d, DragEvent, Event, File, FileList, HtmlButtonElement,
-    HtmlCanvasElement, HtmlElement, HtmlImageElement, HtmlInputElement, HtmlProgressElement,
-    HtmlSelectElement, HtmlVideoElement,
+    DragEvent, Event, File, FileList, HtmlButtonElement, HtmlElement, HtmlImageElement,
+    HtmlInputElement, HtmlProgressElement, HtmlSelectElement, HtmlVideoElement,
 };
 
+use super::camera::FrameReader;
 use super::dom::{add_option, by_id, element, now_ms, set_text, text, window};
 use super::engine::CallError;
 use super::photos::display_name;
@@ -39,7 +39,7 @@ use crate::fit::{EpochMetrics, Lesson, Project, Taught};
 use crate::model::FEATURES;
 use crate::preprocess::INPUT_SIDE;
 use crate::web::protocol::{Reply, Request};
-use crate::weights::bundle::sha256_hex;
+use crate::weights::bundle::{f32_bytes, f32_from_bytes, sha256_hex};
 use classes::*;
 pub use keeping::backbone_known;
 use keeping::*;

@@ -27,31 +27,19 @@ pub(super) async fn burst(app: &Rc<App>, class: u32) {
         return;
     }
     let video: HtmlVideoElement = by_id("video");
-    let canvas: HtmlCanvasElement = element("canvas");
-    let Some(context) = canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .map(JsCast::unchecked_into::<CanvasRenderingContext2d>)
-    else {
+    let Some(reader) = FrameReader::new() else {
         t.capturing.set(false);
         log("This browser has no 2D canvas: camera photos cannot be taken.");
         return;
     };
     let mut taken = 0;
     while t.capturing.get() && app.camera.borrow().is_some() {
-        let (width, height) = (video.video_width(), video.video_height());
-        if width > 0 {
-            canvas.set_width(width);
-            canvas.set_height(height);
-            let pixels = context
-                .draw_image_with_html_video_element(&video, 0.0, 0.0)
-                .and_then(|()| context.get_image_data(0.0, 0.0, width as f64, height as f64));
-            if let Ok(pixels) = pixels {
+        if video.video_width() > 0 {
+            if let Ok((rgba, width, height)) = reader.read(&video) {
                 taken += 1;
                 t.waiting.set(t.waiting.get() + 1);
                 app.enqueue(Job::Teach(TeachJob::Frame {
-                    rgba: pixels.data().0,
+                    rgba,
                     width,
                     height,
                     class,
@@ -103,7 +91,7 @@ pub(super) async fn features_of(
     let side = INPUT_SIDE as u32;
     match (reply, bytes.as_slice()) {
         (Reply::Features, [features, crop]) => {
-            let features = store::f32s(&features.to_vec());
+            let features = f32_from_bytes(&features.to_vec());
             let crop = image::RgbImage::from_raw(side, side, crop.to_vec());
             match crop {
                 Some(crop) if features.len() == FEATURES => Ok((features, crop)),

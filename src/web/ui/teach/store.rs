@@ -13,6 +13,8 @@ use rexie::{ObjectStore, Rexie, TransactionMode};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
+use crate::weights::bundle::{f32_bytes, f32_from_bytes};
+
 const DATABASE: &str = "lucy-teach";
 const META: &str = "meta";
 const PHOTOS: &str = "photos";
@@ -108,17 +110,6 @@ fn bytes(value: JsValue) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-pub fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
 impl Store {
     pub async fn open() -> Result<Self, StoreError> {
         let db = Rexie::builder(DATABASE)
@@ -168,7 +159,7 @@ impl Store {
                     name: get(&v, "name").as_string()?,
                     hash: get(&v, "hash").as_string()?,
                     backbone: get(&v, "backbone").as_string()?,
-                    features: f32s(&bytes(get(&v, "features"))),
+                    features: f32_from_bytes(&bytes(get(&v, "features"))),
                     thumbnail: bytes(get(&v, "thumbnail")),
                 })
             })

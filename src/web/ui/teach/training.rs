@@ -53,7 +53,7 @@ pub(super) async fn train(app: &Rc<App>) {
             Request::Train {
                 lesson: lesson.clone(),
             },
-            vec![Uint8Array::from(&store::f32_bytes(&features)[..])],
+            vec![Uint8Array::from(&f32_bytes(&features)[..])],
             on_epoch,
         )
         .await;
