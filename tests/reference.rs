@@ -8,7 +8,7 @@ mod common;
 use burn::prelude::*;
 use common::*;
 use lucy::classifier::{Classifier, input_batch};
-use lucy::model::{CpuResNet50, FEATURES, ResNet50};
+use lucy::model::{Arithmetic, CpuResNet50, FEATURES, Int8Kernel, ResNet50};
 use lucy::preprocess::{Input, preprocess_bytes};
 use lucy::weights::Precision;
 use lucy::weights::bundle::decode_backbone;
@@ -201,29 +201,74 @@ fn top5_from_the_photo_files_matches_keras() {
     }
 }
 
-/// The CPU backbone splits its work by the number of threads; the features must not depend
-/// on it. (Splits cut the products along rows or columns, never along the sum, so each value
-/// is summed in the same order: identical bits are asserted.)
-#[test]
-fn features_are_the_same_on_one_and_two_threads() {
+/// The CPU backbone of `precision`'s file, computing in that precision.
+fn cpu_backbone(precision: Precision) -> CpuResNet50 {
     let dir = WeightsDir::open(&weights_dir()).unwrap();
-    let file = dir.manifest.backbone_file(Precision::Int8).unwrap();
-    let cpu = CpuResNet50::from_tensors(decode_backbone(file, &dir.read(file).unwrap()).unwrap())
-        .unwrap();
-    let planar: Vec<f32> = WITH_TENSORS[..2]
+    let file = dir.manifest.backbone_file(precision).unwrap();
+    let tensors = decode_backbone(file, &dir.read(file).unwrap()).unwrap();
+    let arithmetic = match precision {
+        Precision::F32 => Arithmetic::F32,
+        Precision::Int8 => Arithmetic::Int8,
+    };
+    CpuResNet50::from_tensors(tensors, arithmetic).unwrap()
+}
+
+fn fixture_planar() -> Vec<f32> {
+    WITH_TENSORS[..2]
         .iter()
         .flat_map(|(n, _)| reference_input(n).chw)
-        .collect();
-    let on = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| cpu.forward(&planar, 2, 224))
-    };
-    let (one, two) = (on(1), on(2));
-    assert_eq!(one.len(), 2 * FEATURES);
-    assert!(one == two, "features differ between 1 and 2 threads");
+        .collect()
+}
+
+/// The CPU backbone splits its work by the number of threads; the features must not depend
+/// on it, in f32 or int8. (Splits cut the products along rows or columns, never along the
+/// sum, so each value is summed in the same order; int8 sums are exact anyway: identical bits
+/// are asserted.)
+#[test]
+fn features_are_the_same_on_one_and_two_threads() {
+    let planar = fixture_planar();
+    for precision in [Precision::F32, Precision::Int8] {
+        let cpu = cpu_backbone(precision);
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| cpu.forward(&planar, 2, 224))
+        };
+        let (one, two) = (on(1), on(2));
+        assert_eq!(one.len(), 2 * FEATURES);
+        assert!(
+            one == two,
+            "{precision}: features differ between 1 and 2 threads"
+        );
+    }
+}
+
+/// Every int8 kernel this CPU has (AVX-512 VNNI, AVX2, portable Rust: each fallback forced
+/// once) gives the same features, bit for bit, as the one chosen by default.
+#[test]
+fn int8_kernels_give_identical_features() {
+    let planar = fixture_planar();
+    let mut cpu = cpu_backbone(Precision::Int8);
+    let best = cpu.int8_kernel().unwrap();
+    assert_eq!(best, Int8Kernel::best());
+    let expected = cpu.forward(&planar, 2, 224);
+    let mut tried = Vec::new();
+    for kernel in Int8Kernel::ALL.into_iter().filter(|k| k.available()) {
+        cpu.set_int8_kernel(kernel).unwrap();
+        assert!(
+            cpu.forward(&planar, 2, 224) == expected,
+            "{}",
+            kernel.name()
+        );
+        tried.push(kernel.name());
+    }
+    println!("int8 kernels tried: {tried:?} (default {})", best.name());
+    assert!(tried.contains(&"portable"));
+    #[cfg(target_arch = "x86_64")]
+    assert!(tried.contains(&"avx2") || !std::arch::is_x86_feature_detected!("avx2"));
+    assert!(cpu.set_int8_kernel(Int8Kernel::Simd128).is_err() || cfg!(target_arch = "wasm32"));
 }
 
 /// burn's module (what runs on WebGPU, and the network as burn's own layers define it) and
@@ -235,7 +280,7 @@ fn burn_module_and_cpu_backbone_agree() {
     let file = dir.manifest.backbone_file(Precision::F32).unwrap();
     let tensors = decode_backbone(file, &dir.read(file).unwrap()).unwrap();
     let burn_module = ResNet50::from_tensors(tensors.clone(), &device).unwrap();
-    let cpu = CpuResNet50::from_tensors(tensors).unwrap();
+    let cpu = CpuResNet50::from_tensors(tensors, Arithmetic::F32).unwrap();
     let photos: Vec<Input> = WITH_TENSORS[..2]
         .iter()
         .map(|(n, _)| reference_input(n))

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use burn::prelude::*;
 use clap::Args;
+
+use super::PrecisionArg;
 use serde::Serialize;
 
 use crate::classifier::Classifier;
-use crate::model::{Backbone, LayerTime};
+use crate::model::{Arithmetic, Backbone, Int8Kernel, LayerTime};
 use crate::preprocess::{INPUT_SIDE, Input};
 use crate::weights::Precision;
 use crate::weights::bundle::IMAGENET_HEAD;
@@ -28,15 +30,58 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Instead, profile the CPU backbone: time every convolution (f32, batch 1, the fastest of
-    /// --runs passes after a warm-up) with its algorithm and speed.
+    /// Instead, profile the CPU backbone: time every convolution (batch 1, the fastest of
+    /// --runs passes after a warm-up) with its algorithm and speed, in --precision.
     #[arg(long)]
     layers: bool,
+    /// The precision --layers profiles (int8 weights computed in int8, or the f32 reference).
+    #[arg(long, value_enum, default_value = "int8", requires = "layers")]
+    precision: PrecisionArg,
+    /// Compute int8 with this kernel instead of the fastest this CPU has (all give the same
+    /// bits; to compare their speed): avx512-vnni, avx2, portable.
+    #[arg(long, value_parser = parse_kernel)]
+    int8_kernel: Option<Int8Kernel>,
+}
+
+fn parse_kernel(name: &str) -> Result<Int8Kernel, String> {
+    let kernel = Int8Kernel::from_name(name).ok_or_else(|| {
+        let names: Vec<_> = Int8Kernel::ALL.iter().map(|k| k.name()).collect();
+        format!("no int8 kernel named `{name}`; one of {}", names.join(", "))
+    })?;
+    if !kernel.available() {
+        return Err(format!("this CPU cannot run the `{name}` kernel"));
+    }
+    Ok(kernel)
+}
+
+/// The CPU backbone of `precision`, with `kernel` for its int8 products when given.
+fn cpu_backbone(
+    dir: &WeightsDir,
+    precision: Precision,
+    kernel: Option<Int8Kernel>,
+) -> Result<Backbone> {
+    let mut backbone = dir.backbone(precision, &Device::flex())?;
+    if let (Backbone::Cpu(model), Some(kernel)) = (&mut backbone, kernel) {
+        if model.arithmetic() == Arithmetic::Int8 {
+            model.set_int8_kernel(kernel).map_err(anyhow::Error::msg)?;
+        }
+    }
+    Ok(backbone)
+}
+
+/// The int8 kernel a backbone computes with (None in f32).
+fn kernel_of(backbone: &Backbone) -> Option<&'static str> {
+    match backbone {
+        Backbone::Cpu(model) => model.int8_kernel().map(Int8Kernel::name),
+        Backbone::Burn(_) => None,
+    }
 }
 
 #[derive(Serialize)]
 struct Row {
     precision: String,
+    /// The int8 kernel (int8 rows).
+    kernel: Option<&'static str>,
     load_ms: f64,
     batch: usize,
     batch_ms: f64,
@@ -46,7 +91,7 @@ struct Row {
 
 pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
     if args.layers {
-        return layers(weights, args.runs, args.json);
+        return layers(weights, &args);
     }
     if args.batches.contains(&0) {
         anyhow::bail!("--batches: batch sizes must be at least 1");
@@ -63,7 +108,8 @@ pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
     let progress = super::bar(total as u64, "benchmarking (images)");
     for precision in [Precision::F32, Precision::Int8] {
         let started = Instant::now();
-        let backbone = dir.backbone(precision, &device)?;
+        let backbone = cpu_backbone(&dir, precision, args.int8_kernel)?;
+        let kernel = kernel_of(&backbone);
         let classifier = Classifier::new(backbone, dir.head(IMAGENET_HEAD)?, &device)?;
         let load = started.elapsed();
         for &batch in &args.batches {
@@ -81,6 +127,7 @@ pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
             let batch_ms = median(&mut times).as_secs_f64() * 1e3;
             rows.push(Row {
                 precision: precision.to_string(),
+                kernel,
                 load_ms: load.as_secs_f64() * 1e3,
                 batch,
                 batch_ms,
@@ -102,13 +149,19 @@ pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
         args.runs
     );
     println!(
-        "{:>9} {:>9} {:>6} {:>10} {:>12} {:>9}",
-        "precision", "load ms", "batch", "batch ms", "ms / image", "images/s"
+        "{:>9} {:>12} {:>9} {:>6} {:>10} {:>12} {:>9}",
+        "precision", "kernel", "load ms", "batch", "batch ms", "ms / image", "images/s"
     );
     for r in rows {
         println!(
-            "{:>9} {:>9.0} {:>6} {:>10.1} {:>12.1} {:>9.2}",
-            r.precision, r.load_ms, r.batch, r.batch_ms, r.per_image_ms, r.images_per_s
+            "{:>9} {:>12} {:>9.0} {:>6} {:>10.1} {:>12.1} {:>9.2}",
+            r.precision,
+            r.kernel.unwrap_or("gemm f32"),
+            r.load_ms,
+            r.batch,
+            r.batch_ms,
+            r.per_image_ms,
+            r.images_per_s
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -126,9 +179,13 @@ struct LayerRow {
 }
 
 /// `lucy bench --layers`: where a forward pass spends its time.
-fn layers(weights: &Path, runs: u32, json: bool) -> Result<ExitCode> {
+fn layers(weights: &Path, args: &BenchArgs) -> Result<ExitCode> {
+    let (runs, json) = (args.runs, args.json);
     let dir = WeightsDir::open(weights)?;
-    let Backbone::Cpu(model) = dir.backbone(Precision::F32, &Device::flex())? else {
+    let precision = Precision::from(args.precision);
+    let backbone = cpu_backbone(&dir, precision, args.int8_kernel)?;
+    let kernel = kernel_of(&backbone).unwrap_or("gemm f32");
+    let Backbone::Cpu(model) = backbone else {
         anyhow::bail!("the CPU backbone did not load");
     };
     let input = synthetic_input();
@@ -164,11 +221,16 @@ fn layers(weights: &Path, runs: u32, json: bool) -> Result<ExitCode> {
         })
         .collect();
     if json {
-        println!("{}", serde_json::json!({ "runs": runs, "layers": rows }));
+        println!(
+            "{}",
+            serde_json::json!({ "runs": runs, "precision": precision.to_string(), "kernel": kernel, "layers": rows })
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let total_ms: f64 = rows.iter().map(|r| r.ms).sum();
-    println!("lucy bench --layers: CPU backbone, f32, batch 1, fastest of {runs} passes");
+    println!(
+        "lucy bench --layers: CPU backbone, {precision} ({kernel}), batch 1, fastest of {runs} passes"
+    );
     println!(
         "{:<16} {:<20} {:>14} {:>5} {:>8} {:>7} {:>8}",
         "layer", "algorithm", "input", "out", "ms", "share", "GFLOP/s"

@@ -4,9 +4,10 @@
 
 mod cpu;
 mod head;
+pub mod quant;
 mod resnet;
 
-pub use cpu::{CpuResNet50, LayerTime};
+pub use cpu::{Arithmetic, CpuResNet50, Int8Kernel, LayerTime};
 pub use head::{Head, HeadWeights};
 pub use resnet::{ConvSpec, FEATURES, ResNet50, conv_specs, global_average};
 
@@ -27,10 +28,15 @@ pub enum Backbone {
 }
 
 impl Backbone {
-    /// Build from folded weights (see [`ResNet50::from_tensors`]) for `device`.
-    pub fn from_tensors(tensors: NamedTensors, device: &Device) -> Result<Self, ModelError> {
+    /// Build from folded weights (see [`ResNet50::from_tensors`]) for `device`. `arithmetic`
+    /// applies on the CPU; other devices compute in f32.
+    pub fn from_tensors(
+        tensors: NamedTensors,
+        device: &Device,
+        arithmetic: Arithmetic,
+    ) -> Result<Self, ModelError> {
         if *device == Device::flex() {
-            Ok(Self::Cpu(CpuResNet50::from_tensors(tensors)?))
+            Ok(Self::Cpu(CpuResNet50::from_tensors(tensors, arithmetic)?))
         } else {
             Ok(Self::Burn(Box::new(ResNet50::from_tensors(
                 tensors, device,

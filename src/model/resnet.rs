@@ -124,6 +124,18 @@ pub struct Block<C> {
     pub projection: Option<C>,
 }
 
+impl<C> Block<C> {
+    /// The same block with each convolution made into another form.
+    pub fn map<D>(self, mut f: impl FnMut(C) -> D) -> Block<D> {
+        Block {
+            reduce: f(self.reduce),
+            spatial: f(self.spatial),
+            expand: f(self.expand),
+            projection: self.projection.map(f),
+        }
+    }
+}
+
 /// Group the convolutions, in `conv_specs()` order, into the stem and the 16 blocks.
 pub fn assemble<C>(convs: Vec<C>) -> (C, Vec<Block<C>>) {
     let mut convs = convs.into_iter();

@@ -55,7 +55,7 @@ impl Backend {
     pub fn describe(self) -> &'static str {
         match self {
             Backend::WebGpu => "WebGPU",
-            Backend::Cpu => "CPU (wasm)",
+            Backend::Cpu => "CPU (wasm, int8)",
         }
     }
 

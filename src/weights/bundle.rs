@@ -14,8 +14,8 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::quant::{QuantizedTensor, dequantize, quantize_per_channel};
-use crate::model::{Backbone, HeadWeights, ModelError, NamedTensors};
+use crate::model::quant::{QuantizedTensor, dequantize, quantize_per_channel};
+use crate::model::{Arithmetic, Backbone, HeadWeights, ModelError, NamedTensors};
 use crate::preprocess::Preprocessing;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -316,14 +316,19 @@ impl HeadFile {
     }
 }
 
-/// Load a backbone from the bytes of a bundle file (f32 or int8) for `device`.
+/// Load a backbone from the bytes of a bundle file (f32 or int8) for `device`. On the CPU an
+/// int8 file is computed in int8 ([`Arithmetic::Int8`]), an f32 file in f32.
 pub fn load_backbone(
     file: &str,
     bytes: &[u8],
     device: &burn::prelude::Device,
 ) -> Result<Backbone, WeightsError> {
-    let tensors = decode_backbone(file, bytes)?;
-    Backbone::from_tensors(tensors, device).map_err(|error| WeightsError::Model {
+    let (tensors, precision) = decode_backbone_file(file, bytes)?;
+    let arithmetic = match precision {
+        Precision::F32 => Arithmetic::F32,
+        Precision::Int8 => Arithmetic::Int8,
+    };
+    Backbone::from_tensors(tensors, device, arithmetic).map_err(|error| WeightsError::Model {
         file: file.into(),
         error,
     })
@@ -388,12 +393,21 @@ pub fn encode_head(name: &str, labels: &[String], weight: &[f32], bias: &[f32]) 
 
 /// Parse a backbone file (f32 or int8) into f32 tensors.
 pub fn decode_backbone(file: &str, bytes: &[u8]) -> Result<NamedTensors, WeightsError> {
+    Ok(decode_backbone_file(file, bytes)?.0)
+}
+
+/// [`decode_backbone`], and whether the file held int8 weights.
+fn decode_backbone_file(
+    file: &str,
+    bytes: &[u8],
+) -> Result<(NamedTensors, Precision), WeightsError> {
     let format = |reason: String| WeightsError::Format {
         file: file.into(),
         reason,
     };
     let st = SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
     let mut out = NamedTensors::new();
+    let mut precision = Precision::F32;
     for (name, view) in st.iter() {
         if name.ends_with(SCALE_SUFFIX) {
             continue;
@@ -416,6 +430,7 @@ pub fn decode_backbone(file: &str, bytes: &[u8]) -> Result<NamedTensors, Weights
                 return Err(format(format!("`{scale_name}` does not match `{name}`")));
             }
             out.insert(base.to_string(), (shape, dequantize(&q)));
+            precision = Precision::Int8;
         } else {
             out.insert(
                 name.to_string(),
@@ -423,7 +438,7 @@ pub fn decode_backbone(file: &str, bytes: &[u8]) -> Result<NamedTensors, Weights
             );
         }
     }
-    Ok(out)
+    Ok((out, precision))
 }
 
 /// Parse a head file: tensors plus labels from its metadata.

@@ -10,7 +10,8 @@ pub mod dir;
 pub mod fold;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod import;
-pub mod quant;
+/// Moved into `model`, which computes with it; kept here by name for the weights pipeline.
+pub use crate::model::quant;
 pub mod tfjs;
 
 pub use bundle::{HeadEntry, Manifest, Precision, WeightsError};

@@ -104,7 +104,7 @@ test("no WebGPU: CPU badge, the cat recognised, the model wasm fetched and compi
     const first = await openPage(context);
     const { page } = first;
     const firstLoadMs = Date.now() - started;
-    assert.equal(await page.textContent("#backend"), "CPU (wasm)");
+    assert.equal(await page.textContent("#backend"), "CPU (wasm, int8)");
     const weightRequests = requests.filter((r) => r.endsWith(".safetensors"));
     assert.ok(weightRequests.length >= 2, `first visit downloads the weights: ${weightRequests}`);
 
@@ -209,7 +209,7 @@ test("?backend=cpu forces the CPU; a damaged cached file is fetched again", asyn
   const context = await launch({ webgpu: true });
   try {
     const { page, errors } = await openPage(context, "?backend=cpu");
-    assert.equal(await page.textContent("#backend"), "CPU (wasm)");
+    assert.equal(await page.textContent("#backend"), "CPU (wasm, int8)");
     // Damage the cached head, reload: detected, fetched again, still correct.
     await page.evaluate(async () => {
       const cache = await caches.open("lucy-weights-v1");
@@ -266,8 +266,8 @@ test("WebGPU (SwiftShader): the same top-1; WebGPU failing mid-session falls bac
     const after = await upload(page, chelsea, 300_000);
     assert.equal(await after.getAttribute("data-state"), "done");
     assert.equal(await after.getAttribute("data-top1"), "Egyptian_cat");
-    assert.match(await after.textContent(), /on CPU \(wasm\)/);
-    assert.equal(await page.textContent("#backend"), "CPU (wasm)");
+    assert.match(await after.textContent(), /on CPU \(wasm, int8\)/);
+    assert.equal(await page.textContent("#backend"), "CPU (wasm, int8)");
     await assertClean(page, errors);
   } finally {
     await context.close();

@@ -32,33 +32,54 @@ impl Drop for Activations {
     }
 }
 
+/// Element types kept in the pools of spare buffers: f32 activations and im2col matrices,
+/// and their quantized (u8) forms.
+pub(super) trait Pooled: Copy + Default + 'static {
+    fn with_spare<R>(f: impl FnOnce(&mut Vec<Vec<Self>>) -> R) -> R;
+}
+
 thread_local! {
     /// Buffers of finished layers, for the same layers of the next photo: a photo passes
     /// through ~100 MB of activations and im2col matrices, and zeroing fresh memory for each
     /// cost more than the largest convolution.
     static SPARE: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE_BYTES: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// At most this many spare floats (256 MB): the buffers of a forward pass take ~26 MB at
-/// batch 1 and ~230 MB at batch 8 (training's batches, 15 % slower without them).
-const SPARE_FLOATS: usize = 64 << 20;
+impl Pooled for f32 {
+    fn with_spare<R>(f: impl FnOnce(&mut Vec<Vec<Self>>) -> R) -> R {
+        SPARE.with_borrow_mut(f)
+    }
+}
 
-/// `len` floats with arbitrary contents: every caller overwrites all of them.
-pub(super) fn buffer(len: usize) -> Vec<f32> {
-    SPARE.with_borrow_mut(|spare| match spare.iter().rposition(|b| b.len() == len) {
+impl Pooled for u8 {
+    fn with_spare<R>(f: impl FnOnce(&mut Vec<Vec<Self>>) -> R) -> R {
+        SPARE_BYTES.with_borrow_mut(f)
+    }
+}
+
+/// At most this many spare bytes per element type (256 MB): the buffers of a forward pass
+/// take ~26 MB at batch 1 and ~230 MB at batch 8 (training's batches, 15 % slower without
+/// them).
+const SPARE_BYTES_MAX: usize = 256 << 20;
+
+/// `len` elements with arbitrary contents: every caller overwrites all of them.
+pub(super) fn buffer<T: Pooled>(len: usize) -> Vec<T> {
+    T::with_spare(|spare| match spare.iter().rposition(|b| b.len() == len) {
         Some(i) => spare.remove(i),
-        None => vec![0.0; len],
+        None => vec![T::default(); len],
     })
 }
 
-/// Keep a buffer for [`buffer`], dropping the oldest ones beyond [`SPARE_FLOATS`].
-pub(super) fn recycle(buffer: Vec<f32>) {
-    if buffer.is_empty() || buffer.len() > SPARE_FLOATS {
+/// Keep a buffer for [`buffer`], dropping the oldest ones beyond [`SPARE_BYTES_MAX`].
+pub(super) fn recycle<T: Pooled>(buffer: Vec<T>) {
+    let limit = SPARE_BYTES_MAX / size_of::<T>();
+    if buffer.is_empty() || buffer.len() > limit {
         return;
     }
-    SPARE.with_borrow_mut(|spare| {
+    T::with_spare(|spare| {
         let mut kept: usize = spare.iter().map(Vec::len).sum::<usize>() + buffer.len();
-        while kept > SPARE_FLOATS {
+        while kept > limit {
             kept -= spare.remove(0).len();
         }
         spare.push(buffer);

@@ -95,8 +95,7 @@ impl PackedConv {
     /// `relu(conv(x) + bias + residual)`, the ReLU only where this convolution has one.
     pub(super) fn forward(&self, x: &Activations, residual: Option<&Activations>) -> Activations {
         assert_eq!(x.c, self.in_channels, "input channels");
-        let out_side = |side: usize| (side + 2 * self.padding - self.kernel) / self.stride + 1;
-        let (h, w) = (out_side(x.h), out_side(x.w));
+        let (h, w) = (self.window().out_side(x.h), self.window().out_side(x.w));
         let cout = self.out_channels;
         if let Some(residual) = residual {
             assert_eq!(
@@ -140,13 +139,52 @@ impl PackedConv {
         }
     }
 
-    /// One row per output pixel: the `kernel x kernel` window of input channels it sees
-    /// (zeros where the window hangs over the padding).
+    /// One row per output pixel: the `kernel x kernel` window of input channels it sees.
     fn im2col(&self, x: &Activations, h: usize, w: usize) -> Vec<f32> {
-        let (k, c) = (self.kernel, x.c);
+        let mut cols = buffer(x.n * h * w * self.kernel * self.kernel * x.c);
+        self.window()
+            .im2col(&x.data, [x.n, x.h, x.w, x.c], [h, w], &mut cols);
+        cols
+    }
+
+    fn window(&self) -> Window {
+        Window {
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+        }
+    }
+}
+
+/// A convolution's sliding window.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Window {
+    pub(super) kernel: usize,
+    pub(super) stride: usize,
+    pub(super) padding: usize,
+}
+
+impl Window {
+    /// The output side for an input side.
+    pub(super) fn out_side(self, side: usize) -> usize {
+        (side + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// im2col: into `cols`, one row per output pixel (`[h, w]` of them per image): the
+    /// `kernel x kernel` window of input channels it sees (zeros where the window hangs over
+    /// the padding). `x` is `[n, h, w, c]` channels-last; f32 or quantized bytes alike.
+    pub(super) fn im2col<T: Copy + Default + Send + Sync>(
+        self,
+        x: &[T],
+        [n, x_h, x_w, c]: [usize; 4],
+        [h, w]: [usize; 2],
+        cols: &mut [T],
+    ) {
+        let k = self.kernel;
         let depth = k * k * c;
-        let mut cols = buffer(x.n * h * w * depth);
-        for_each_chunk(&mut cols, depth * ROWS_PER_TASK, |chunk, first| {
+        assert!(x.len() == n * x_h * x_w * c && cols.len() == n * h * w * depth);
+        let zero = T::default();
+        for_each_chunk(cols, depth * ROWS_PER_TASK, |chunk, first| {
             for (r, row) in chunk.chunks_mut(depth).enumerate() {
                 let pixel = first * ROWS_PER_TASK + r;
                 let (b, oy, ox) = position(pixel, h, w);
@@ -156,24 +194,23 @@ impl PackedConv {
                 // contiguous run of channels-last pixels per window row.
                 let inside = (
                     (-left).clamp(0, k as isize) as usize,
-                    (x.w as isize - left).clamp(0, k as isize) as usize,
+                    (x_w as isize - left).clamp(0, k as isize) as usize,
                 );
                 for (ky, segment) in row.chunks_mut(k * c).enumerate() {
                     let iy = (oy * self.stride + ky) as isize - self.padding as isize;
                     let (lo, hi) = inside;
-                    if iy < 0 || iy >= x.h as isize || lo >= hi {
-                        segment.fill(0.0);
+                    if iy < 0 || iy >= x_h as isize || lo >= hi {
+                        segment.fill(zero);
                         continue;
                     }
-                    let src = ((b * x.h + iy as usize) * x.w) as isize + left + lo as isize;
+                    let src = ((b * x_h + iy as usize) * x_w) as isize + left + lo as isize;
                     let src = src as usize * c;
-                    segment[..lo * c].fill(0.0);
-                    segment[lo * c..hi * c].copy_from_slice(&x.data[src..src + (hi - lo) * c]);
-                    segment[hi * c..].fill(0.0);
+                    segment[..lo * c].fill(zero);
+                    segment[lo * c..hi * c].copy_from_slice(&x[src..src + (hi - lo) * c]);
+                    segment[hi * c..].fill(zero);
                 }
             }
         });
-        cols
     }
 }
 

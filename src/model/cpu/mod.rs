@@ -12,34 +12,65 @@
 //!   then adds the bias and the residual and applies the ReLU to its block while it is in
 //!   cache.
 //! - The 3x3 layers of stages 2–4 use Winograd's algorithm instead (see `winograd`).
+//! - Or, in [`Arithmetic::Int8`], every convolution after the stem multiplies the int8 weights
+//!   with u8 activations in i32 (see `quantized` and `dot`).
 //! - Natively every step runs on all cores (rayon); in the browser it is single-threaded and
 //!   `gemm` uses wasm SIMD128.
 
 mod activations;
 mod conv;
+mod dot;
 mod parallel;
 mod product;
+mod quantized;
 mod winograd;
+
+pub use dot::Int8Kernel;
 
 use activations::{Activations, buffer, position};
 use conv::PackedConv;
 use parallel::{ROWS_PER_TASK, for_each_chunk, map_items};
+use quantized::{Int8Conv, max_of, quantize};
 
 use super::resnet::{Block, FEATURES, assemble, conv_specs};
 use super::{ModelError, NamedTensors, ensure_all_used};
+
+/// How the CPU backbone computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arithmetic {
+    /// f32 throughout: the reference, and what training extracts features with.
+    F32,
+    /// int8 weights times u8 activations, summed in i32, for every convolution after the stem
+    /// (whose input, the photo, is signed and has 3 channels: it stays f32).
+    Int8,
+}
 
 /// ResNet50 v1 for the CPU: photos `[N, 3, 224, 224]` (planar, as `preprocess` makes them) →
 /// features `[N, 2048]`.
 #[derive(Debug)]
 pub struct CpuResNet50 {
     stem: PackedConv,
-    blocks: Vec<Block<PackedConv>>,
+    blocks: Blocks,
 }
+
+#[derive(Debug)]
+enum Blocks {
+    F32(Vec<Block<PackedConv>>),
+    Int8(Vec<Block<Int8Conv>>, Int8Kernel),
+}
+
+/// What a forward pass reports about each convolution: `lucy bench --layers`'s clock and sink.
+type Timing<'a> = Option<(&'a dyn Fn() -> f64, &'a mut dyn FnMut(LayerTime))>;
 
 impl CpuResNet50 {
     /// Build from the same folded tensors as [`super::ResNet50::from_tensors`], with the same
-    /// checks: every tensor present with the right shape, none left over.
-    pub fn from_tensors(mut tensors: NamedTensors) -> Result<Self, ModelError> {
+    /// checks: every tensor present with the right shape, none left over. In
+    /// [`Arithmetic::Int8`] the weights are quantized per output channel as the int8 bundle
+    /// is: from that bundle's (dequantized) tensors, its own int8 values come back.
+    pub fn from_tensors(
+        mut tensors: NamedTensors,
+        arithmetic: Arithmetic,
+    ) -> Result<Self, ModelError> {
         let taken = conv_specs()
             .into_iter()
             .map(|spec| {
@@ -48,30 +79,61 @@ impl CpuResNet50 {
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
         ensure_all_used(&tensors)?;
+        let (stem, blocks) = assemble(taken);
+        let stem = PackedConv::pack(&stem.0, &stem.1, stem.2);
         // Packing all 53 takes a few hundred ms on one core.
-        let convs = map_items(taken, |(spec, weight, bias)| {
-            PackedConv::pack(&spec, &weight, bias)
-        });
-        let (stem, blocks) = assemble(convs);
+        let blocks = match arithmetic {
+            Arithmetic::F32 => Blocks::F32(map_items(blocks, |block| {
+                block.map(|(spec, weight, bias)| PackedConv::pack(&spec, &weight, bias))
+            })),
+            Arithmetic::Int8 => Blocks::Int8(
+                map_items(blocks, |block| {
+                    block.map(|(spec, weight, bias)| Int8Conv::pack(&spec, &weight, bias))
+                }),
+                Int8Kernel::best(),
+            ),
+        };
         Ok(Self { stem, blocks })
+    }
+
+    pub fn arithmetic(&self) -> Arithmetic {
+        match self.blocks {
+            Blocks::F32(_) => Arithmetic::F32,
+            Blocks::Int8(..) => Arithmetic::Int8,
+        }
+    }
+
+    /// The int8 kernel in use ([`Int8Kernel::best`] unless set), in [`Arithmetic::Int8`].
+    pub fn int8_kernel(&self) -> Option<Int8Kernel> {
+        match self.blocks {
+            Blocks::F32(_) => None,
+            Blocks::Int8(_, kernel) => Some(kernel),
+        }
+    }
+
+    /// Compute with another int8 kernel (to compare them: they give the same bits). Refused
+    /// where this CPU lacks its instructions, or in f32.
+    pub fn set_int8_kernel(&mut self, kernel: Int8Kernel) -> Result<(), String> {
+        match &mut self.blocks {
+            Blocks::Int8(_, current) if kernel.available() => {
+                *current = kernel;
+                Ok(())
+            }
+            Blocks::Int8(..) => Err(format!("this CPU cannot run the {} kernel", kernel.name())),
+            Blocks::F32(_) => Err("the backbone computes in f32, not int8".into()),
+        }
     }
 
     /// `planar` holds `n` photos, each `[3, side, side]` channel-major. Returns `n` x 2048
     /// features, row-major.
     pub fn forward(&self, planar: &[f32], n: usize, side: usize) -> Vec<f32> {
-        global_average(
-            &self.forward_with(planar, n, side, &mut |conv, x, residual| {
-                conv.forward(x, residual)
-            }),
-        )
+        global_average(&self.forward_with(planar, n, side, None))
     }
 
     /// [`Self::forward`], and the last convolutional maps before pooling: `n` x 7 x 7 x 2048,
     /// channels-last (what class activation maps are made of; `explain`).
     pub fn forward_maps(&self, planar: &[f32], n: usize, side: usize) -> (Vec<f32>, Vec<f32>) {
-        let mut maps = self.forward_with(planar, n, side, &mut |conv, x, residual| {
-            conv.forward(x, residual)
-        });
+        let mut maps = self.forward_with(planar, n, side, None);
         // Taken, not copied: the emptied buffer is simply not recycled.
         (global_average(&maps), std::mem::take(&mut maps.data))
     }
@@ -86,40 +148,124 @@ impl CpuResNet50 {
         clock: &dyn Fn() -> f64,
         record: &mut dyn FnMut(LayerTime),
     ) -> Vec<f32> {
-        let maps = self.forward_with(planar, n, side, &mut |conv, x, residual| {
-            let started = clock();
-            let y = conv.forward(x, residual);
-            record(LayerTime {
-                name: conv.name.clone(),
-                algorithm: conv.algorithm(),
-                input: [x.h, x.w, x.c],
-                out_channels: conv.out_channels,
-                multiply_adds: (y.n * y.h * y.w * y.c * conv.kernel * conv.kernel * x.c) as u64,
-                seconds: clock() - started,
-            });
-            y
-        });
-        global_average(&maps)
+        global_average(&self.forward_with(planar, n, side, Some((clock, record))))
     }
 
-    /// The network up to its last convolution, with `conv` running each one.
+    /// The network up to its last convolution.
     fn forward_with(
         &self,
         planar: &[f32],
         n: usize,
         side: usize,
-        conv: &mut dyn FnMut(&PackedConv, &Activations, Option<&Activations>) -> Activations,
+        mut timing: Timing,
     ) -> Activations {
         let x = Activations::from_planar(planar, n, 3, side, side);
-        let x = conv(&self.stem, &x, None);
+        let x = timed(
+            &mut timing,
+            &self.stem.name,
+            self.stem.algorithm(),
+            self.stem.kernel,
+            &x,
+            || self.stem.forward(&x, None),
+        );
         let mut x = max_pool_3x3_stride_2(&x);
-        for block in &self.blocks {
-            let shortcut = block.projection.as_ref().map(|p| conv(p, &x, None));
-            let y = conv(&block.reduce, &x, None);
-            let y = conv(&block.spatial, &y, None);
-            x = conv(&block.expand, &y, Some(shortcut.as_ref().unwrap_or(&x)));
+        match &self.blocks {
+            Blocks::F32(blocks) => {
+                for block in blocks {
+                    let mut run = |conv: &PackedConv, x: &Activations, residual| {
+                        timed(
+                            &mut timing,
+                            &conv.name,
+                            conv.algorithm(),
+                            conv.kernel,
+                            x,
+                            || conv.forward(x, residual),
+                        )
+                    };
+                    let shortcut = block.projection.as_ref().map(|p| run(p, &x, None));
+                    let y = run(&block.reduce, &x, None);
+                    let y = run(&block.spatial, &y, None);
+                    x = run(&block.expand, &y, Some(shortcut.as_ref().unwrap_or(&x)));
+                }
+            }
+            Blocks::Int8(blocks, kernel) => {
+                let mut max = max_of(&x.data);
+                for block in blocks {
+                    // Each convolution quantizes its input (timed with it); the block's input
+                    // once, for its projection and its reduce.
+                    let mut run =
+                        |conv: &Int8Conv, x: &Activations, xq: &mut Option<_>, max, residual| {
+                            timed(
+                                &mut timing,
+                                &conv.name,
+                                conv.algorithm(),
+                                conv.kernel,
+                                x,
+                                || {
+                                    conv.forward(
+                                        *kernel,
+                                        xq.get_or_insert_with(|| quantize(x, max)),
+                                        residual,
+                                    )
+                                },
+                            )
+                        };
+                    let mut input = None;
+                    let shortcut = block
+                        .projection
+                        .as_ref()
+                        .map(|p| run(p, &x, &mut input, max, None).0);
+                    let (y, y_max) = run(&block.reduce, &x, &mut input, max, None);
+                    let (y, y_max) = run(&block.spatial, &y, &mut None, y_max, None);
+                    let residual = Some(shortcut.as_ref().unwrap_or(&x));
+                    (x, max) = run(&block.expand, &y, &mut None, y_max, residual);
+                }
+            }
         }
         x
+    }
+}
+
+/// Run one convolution, `work`, recording its time when timing.
+fn timed<T: Outputs>(
+    timing: &mut Timing,
+    name: &str,
+    algorithm: &'static str,
+    kernel: usize,
+    x: &Activations,
+    work: impl FnOnce() -> T,
+) -> T {
+    let Some((clock, record)) = timing else {
+        return work();
+    };
+    let started = clock();
+    let out = work();
+    let y = out.activations();
+    record(LayerTime {
+        name: name.to_string(),
+        algorithm,
+        input: [x.h, x.w, x.c],
+        out_channels: y.c,
+        multiply_adds: (y.n * y.h * y.w * y.c * kernel * kernel * x.c) as u64,
+        seconds: clock() - started,
+    });
+    out
+}
+
+/// A convolution's result: its activations (and, in int8, their maximum).
+trait Outputs {
+    fn activations(&self) -> &Activations;
+}
+
+impl Outputs for Activations {
+    fn activations(&self) -> &Activations {
+        self
+    }
+}
+
+impl Outputs for (Activations, f32) {
+    fn activations(&self) -> &Activations {
+        &self.0
     }
 }
 

@@ -8,10 +8,10 @@ pub(super) const ROWS_PER_TASK: usize = 16;
 
 /// Run `f(chunk, index)` over `data` in chunks of `len`: on all cores natively, in order in
 /// the browser (no threads without cross-origin isolation).
-pub(super) fn for_each_chunk(
-    data: &mut [f32],
+pub(super) fn for_each_chunk<T: Send>(
+    data: &mut [T],
     len: usize,
-    f: impl Fn(&mut [f32], usize) + Send + Sync,
+    f: impl Fn(&mut [T], usize) + Send + Sync,
 ) {
     #[cfg(not(target_arch = "wasm32"))]
     {

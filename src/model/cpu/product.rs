@@ -1,9 +1,10 @@
-//! Matrix products on `gemm`, split across cores, and their epilogue (bias, residual, ReLU).
-//! Every `unsafe` of the CPU backbone is here:
+//! Matrix products on `gemm` (f32) and on `dot` (int8), split across cores, and their
+//! epilogue (bias, residual, ReLU). Every `unsafe` of the CPU backbone is here or in `dot`:
 //! `gemm` takes raw pointers and strides, and some splits hand each core a strided block of
 //! one output that no safe slice can describe.
 
-use super::parallel::{for_each_chunk, for_each_item, threads};
+use super::dot::{Int8Kernel, PANEL, PackedInt8, product as int8_product};
+use super::parallel::{for_each_chunk, for_each_item, map_items, threads};
 
 /// `out[rows, cout] = cols[rows, depth] · weight[depth, cout]`, all row-major, then
 /// `finish(strip, row, first column)` on each row's strip of the result. Natively the product
@@ -62,6 +63,64 @@ pub(super) fn matmul(
             finish(strip, row, c0);
         }
     });
+}
+
+/// Rows of an int8 product's tile: a multiple of the VNNI kernel's 6 rows. With 4 panels
+/// (64 columns) a tile's activations (48 x depth bytes) and weights (64 x depth) sit in L2.
+const INT8_TILE_ROWS: usize = 48;
+const INT8_TILE_PANELS: usize = 4;
+
+/// `out[rows, cout] = dequantize(a[rows, depth] · weights)`, `a` u8 rows at stride `lda`:
+/// the i32 sums of each tile (48 rows x 64 columns, all tiles spread over the cores) are
+/// handed to `finish(strip, sums, row, first column)`, which writes that row's f32 strip while
+/// both are in cache and returns a maximum. Returns the largest of them (0 if none).
+pub(super) fn int8_matmul(
+    kernel: Int8Kernel,
+    (a, lda): (&[u8], usize),
+    weights: &PackedInt8,
+    out: &mut [f32],
+    [rows, cout]: [usize; 2],
+    finish: impl Fn(&mut [f32], &[i32], usize, usize) -> f32 + Send + Sync,
+) -> f32 {
+    let panels = weights.panels();
+    assert!(panels * PANEL == cout && out.len() == rows * cout);
+    assert!(rows == 0 || a.len() >= (rows - 1) * lda + weights.depth());
+    // Even tiles: 49 rows make 2 tiles of 30 and 19, not 48 and 1.
+    let tile_rows = rows
+        .div_ceil(rows.div_ceil(INT8_TILE_ROWS).max(1))
+        .next_multiple_of(6)
+        .max(6);
+    let col_tiles = panels.div_ceil(INT8_TILE_PANELS);
+    let tiles = rows.div_ceil(tile_rows) * col_tiles;
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let maxima = map_items((0..tiles).collect(), |tile| {
+        let (r0, p0) = (
+            tile / col_tiles * tile_rows,
+            tile % col_tiles * INT8_TILE_PANELS,
+        );
+        let (nr, np) = (tile_rows.min(rows - r0), INT8_TILE_PANELS.min(panels - p0));
+        let (c0, nc) = (p0 * PANEL, np * PANEL);
+        let mut sums = vec![0i32; nr * nc];
+        int8_product(
+            kernel,
+            (&a[r0 * lda..], lda),
+            nr,
+            weights,
+            (p0, np),
+            &mut sums,
+        );
+        let mut max = 0f32;
+        for (r, sums) in sums.chunks_exact(nc).enumerate() {
+            // SAFETY: columns c0..c0+nc of row r0+r: in bounds (asserted above), and no other
+            // tile writes them; `out` aliases nothing else.
+            let strip = unsafe {
+                std::slice::from_raw_parts_mut(out_ptr.get().add((r0 + r) * cout + c0), nc)
+            };
+            max = max.max(finish(strip, sums, r0 + r, c0));
+        }
+        max
+    });
+    maxima.into_iter().fold(0.0, f32::max)
 }
 
 /// One output pixel's last step: `relu?(row + bias + skip)`. Separate simple loops over a row

@@ -30,7 +30,7 @@ pub fn quantize_per_channel(weights: &[f32], channels: usize) -> QuantizedTensor
     QuantizedTensor { values, scales }
 }
 
-/// Back to f32 (done once at load; the model computes in f32).
+/// Back to f32 (done once at load for f32 arithmetic: WebGPU, and the f32 CPU backbone).
 pub fn dequantize(q: &QuantizedTensor) -> Vec<f32> {
     let row = q.values.len() / q.scales.len().max(1);
     q.values

@@ -1,0 +1,498 @@
+//! int8 matrix products of the int8 backbone (`quantized`): u8 activations times i8 weights,
+//! summed in i32. Integer sums are exact, so every kernel gives the same bits: the kernel (and
+//! the thread count) changes the speed, never the answer. With this module's callers in
+//! `product`, every `unsafe` of the int8 path is here.
+//!
+//! The kernel is chosen at run time ([`Int8Kernel::best`]): AVX-512 VNNI (`vpdpbusd`, 64
+//! products per instruction), AVX2 (`vpmaddwd` on bytes widened to i16), wasm SIMD128
+//! (`i32x4.dot_i16x8_s`, the same idea), and portable Rust everywhere else (aarch64 included).
+
+/// Columns per packed panel: one AVX-512 register of i32 sums.
+pub(super) const PANEL: usize = 16;
+
+/// The arithmetic that computes an int8 product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Int8Kernel {
+    /// x86-64 with AVX-512 VNNI.
+    Vnni512,
+    /// x86-64 with AVX2.
+    Avx2,
+    /// WebAssembly SIMD128 (the browser build).
+    Simd128,
+    /// Plain Rust: any CPU.
+    Portable,
+}
+
+impl Int8Kernel {
+    pub const ALL: [Self; 4] = [Self::Vnni512, Self::Avx2, Self::Simd128, Self::Portable];
+
+    /// The fastest kernel this CPU runs.
+    pub fn best() -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.available())
+            .unwrap_or(Self::Portable)
+    }
+
+    /// Whether this CPU (or this build, for SIMD128) has the instructions.
+    pub fn available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Vnni512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Self::Simd128 => true,
+            Self::Portable => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Vnni512 => "avx512-vnni",
+            Self::Avx2 => "avx2",
+            Self::Simd128 => "simd128",
+            Self::Portable => "portable",
+        }
+    }
+
+    /// The kernel named `name` (as [`Self::name`] writes it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// Weights `[depth, cols]` packed for the kernels: panels of 16 columns; within a panel, for
+/// each group of 4 depth rows, 16 columns x 4 bytes — the 64 bytes one `vpdpbusd` multiplies
+/// with 4 bytes of an activation row.
+#[derive(Debug)]
+pub(super) struct PackedInt8 {
+    depth: usize,
+    cols: usize,
+    data: Vec<i8>,
+}
+
+impl PackedInt8 {
+    /// Pack `value(k, c)`, the weight of depth row `k` and column `c`. `depth` must be a
+    /// multiple of 4 and `cols` of 16 (every ResNet50 convolution but the stem's are).
+    pub(super) fn pack(depth: usize, cols: usize, value: impl Fn(usize, usize) -> i8) -> Self {
+        assert!(
+            depth % 4 == 0 && cols % PANEL == 0,
+            "int8 products need depth % 4 == 0 and columns % 16 == 0 (got {depth} x {cols})"
+        );
+        let mut data = Vec::with_capacity(depth * cols);
+        for panel in 0..cols / PANEL {
+            for group in 0..depth / 4 {
+                for c in 0..PANEL {
+                    for j in 0..4 {
+                        data.push(value(4 * group + j, panel * PANEL + c));
+                    }
+                }
+            }
+        }
+        Self { depth, cols, data }
+    }
+
+    pub(super) fn depth(&self) -> usize {
+        self.depth
+    }
+
+    pub(super) fn panels(&self) -> usize {
+        self.cols / PANEL
+    }
+
+    fn panel(&self, p: usize) -> &[i8] {
+        &self.data[p * self.depth * PANEL..][..self.depth * PANEL]
+    }
+}
+
+/// `out[r, c] = Σ_k a[r·lda + k] · b[k, 16·first_panel + c]` for `rows` rows and the columns of
+/// `panels` panels; `out` is `rows x 16·panels`, row-major, overwritten.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn product(
+    kernel: Int8Kernel,
+    (a, lda): (&[u8], usize),
+    rows: usize,
+    b: &PackedInt8,
+    (first_panel, panels): (usize, usize),
+    out: &mut [i32],
+) {
+    let depth = b.depth;
+    assert!(lda >= depth && (rows == 0 || a.len() >= (rows - 1) * lda + depth));
+    assert!(first_panel + panels <= b.panels() && out.len() == rows * panels * PANEL);
+    assert!(
+        kernel.available(),
+        "{} is not available here",
+        kernel.name()
+    );
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Int8Kernel::Vnni512 => {
+            // SAFETY: the CPU has AVX-512 VNNI (asserted); bounds asserted above.
+            unsafe { x86::vnni(a.as_ptr(), lda, rows, b, first_panel, panels, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Int8Kernel::Avx2 => {
+            // SAFETY: the CPU has AVX2 (asserted); bounds asserted above.
+            unsafe { x86::avx2(a.as_ptr(), lda, rows, b, first_panel, panels, out) }
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Int8Kernel::Simd128 => {
+            // SAFETY: bounds asserted above.
+            unsafe { wasm::simd128(a.as_ptr(), lda, rows, b, first_panel, panels, out) }
+        }
+        _ => portable(a, lda, rows, b, first_panel, panels, out),
+    }
+}
+
+fn portable(
+    a: &[u8],
+    lda: usize,
+    rows: usize,
+    b: &PackedInt8,
+    first_panel: usize,
+    panels: usize,
+    out: &mut [i32],
+) {
+    let ldo = panels * PANEL;
+    for p in 0..panels {
+        let panel = b.panel(first_panel + p);
+        for r in 0..rows {
+            let mut sums = [0i32; PANEL];
+            let row = &a[r * lda..][..b.depth];
+            for (x, w) in row.chunks_exact(4).zip(panel.chunks_exact(4 * PANEL)) {
+                for (sum, w) in sums.iter_mut().zip(w.chunks_exact(4)) {
+                    *sum += (0..4).map(|j| x[j] as i32 * w[j] as i32).sum::<i32>();
+                }
+            }
+            out[r * ldo + p * PANEL..][..PANEL].copy_from_slice(&sums);
+        }
+    }
+}
+
+/// Calls `$tile::<MR>` (or `$tile::<MR, NV>`) for the run-time row count `$mr`, one of those
+/// listed.
+macro_rules! by_rows {
+    ($mr:expr, $tile:ident, nv = $nv:literal, $args:tt, [$($n:literal)*]) => {
+        match $mr {
+            $($n => $tile::<$n, $nv> $args,)*
+            _ => unreachable!("row count"),
+        }
+    };
+    ($mr:expr, $tile:ident, $args:tt, [$($n:literal)*]) => {
+        match $mr {
+            $($n => $tile::<$n> $args,)*
+            _ => unreachable!("row count"),
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{PANEL, PackedInt8};
+
+    /// Tiles of 6 rows x 4 panels (24 accumulators of the 32 registers).
+    ///
+    /// # Safety
+    /// AVX-512 VNNI; `a` holds `rows` rows of `b.depth` bytes at stride `lda`, `out` holds
+    /// `rows x 16·panels`.
+    pub(super) unsafe fn vnni(
+        a: *const u8,
+        lda: usize,
+        rows: usize,
+        b: &PackedInt8,
+        first_panel: usize,
+        panels: usize,
+        out: &mut [i32],
+    ) {
+        let (groups, ldo, stride) = (b.depth / 4, panels * PANEL, b.depth * PANEL);
+        let mut p = 0;
+        while p < panels {
+            let nv = if panels - p >= 4 { 4 } else { 1 };
+            let w = b.panel(first_panel + p).as_ptr();
+            let mut r = 0;
+            while r < rows {
+                let mr = (rows - r).min(6);
+                // SAFETY: rows r..r+mr and panels p..p+nv are in bounds (caller's promise).
+                unsafe {
+                    let (x, o) = (a.add(r * lda), out.as_mut_ptr().add(r * ldo + p * PANEL));
+                    if nv == 4 {
+                        by_rows!(mr, vnni_tile, nv = 4, (x, lda, w, stride, groups, o, ldo), [1 2 3 4 5 6]);
+                    } else {
+                        by_rows!(mr, vnni_tile, nv = 1, (x, lda, w, stride, groups, o, ldo), [1 2 3 4 5 6]);
+                    }
+                }
+                r += mr;
+            }
+            p += nv;
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    unsafe fn vnni_tile<const MR: usize, const NV: usize>(
+        a: *const u8,
+        lda: usize,
+        w: *const i8,
+        panel_stride: usize,
+        groups: usize,
+        out: *mut i32,
+        ldo: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_si512(); NV]; MR];
+        let mut wv = [_mm512_setzero_si512(); NV];
+        for g in 0..groups {
+            for (v, wv) in wv.iter_mut().enumerate() {
+                // SAFETY: panel v's group g (caller's promise).
+                *wv = unsafe { _mm512_loadu_si512(w.add(v * panel_stride + g * 64).cast()) };
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: 4 bytes of row r (caller's promise).
+                let x = unsafe { a.add(r * lda + 4 * g).cast::<i32>().read_unaligned() };
+                let x = _mm512_set1_epi32(x);
+                for (acc, &wv) in acc.iter_mut().zip(&wv) {
+                    *acc = _mm512_dpbusd_epi32(*acc, x, wv);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, &acc) in acc.iter().enumerate() {
+                // SAFETY: 16 columns of row r (caller's promise).
+                unsafe { _mm512_storeu_si512(out.add(r * ldo + v * PANEL).cast(), acc) };
+            }
+        }
+    }
+
+    /// Tiles of 2 rows x 1 panel: bytes widened to i16, `vpmaddwd` multiplies pairs.
+    ///
+    /// # Safety
+    /// AVX2; as [`vnni`].
+    pub(super) unsafe fn avx2(
+        a: *const u8,
+        lda: usize,
+        rows: usize,
+        b: &PackedInt8,
+        first_panel: usize,
+        panels: usize,
+        out: &mut [i32],
+    ) {
+        let (groups, ldo) = (b.depth / 4, panels * PANEL);
+        for p in 0..panels {
+            let w = b.panel(first_panel + p).as_ptr();
+            let mut r = 0;
+            while r < rows {
+                let mr = (rows - r).min(2);
+                // SAFETY: rows r..r+mr of panel p are in bounds (caller's promise).
+                unsafe {
+                    let (x, o) = (a.add(r * lda), out.as_mut_ptr().add(r * ldo + p * PANEL));
+                    by_rows!(mr, avx2_tile, (x, lda, w, groups, o, ldo), [1 2]);
+                }
+                r += mr;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2_tile<const MR: usize>(
+        a: *const u8,
+        lda: usize,
+        w: *const i8,
+        groups: usize,
+        out: *mut i32,
+        ldo: usize,
+    ) {
+        // acc[r][j]: columns 4j..4j+4, two partial sums each (depth rows 0-1 and 2-3 of a group).
+        let mut acc = [[_mm256_setzero_si256(); 4]; MR];
+        let mut wv = [_mm256_setzero_si256(); 4];
+        for g in 0..groups {
+            for (j, wv) in wv.iter_mut().enumerate() {
+                // SAFETY: 16 bytes of the panel's group g (caller's promise).
+                let bytes = unsafe { _mm_loadu_si128(w.add(g * 64 + 16 * j).cast()) };
+                *wv = _mm256_cvtepi8_epi16(bytes);
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: 4 bytes of row r (caller's promise).
+                let x = unsafe { a.add(r * lda + 4 * g).cast::<i32>().read_unaligned() };
+                // [x0, x1, x2, x3] as i16, four times.
+                let x = _mm256_broadcastq_epi64(_mm_cvtepu8_epi16(_mm_cvtsi32_si128(x)));
+                for (acc, &wv) in acc.iter_mut().zip(&wv) {
+                    *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(x, wv));
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (j, &acc) in acc.iter().enumerate() {
+                let mut lanes = [0i32; 8];
+                // SAFETY: a local array of 8 i32.
+                unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc) };
+                for c in 0..4 {
+                    // SAFETY: column 4j+c of row r (caller's promise).
+                    unsafe { *out.add(r * ldo + 4 * j + c) = lanes[2 * c] + lanes[2 * c + 1] };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm {
+    use core::arch::wasm32::*;
+
+    use super::{PANEL, PackedInt8};
+
+    /// Tiles of 2 rows x 8 columns (half a panel): 8 accumulators, within the 16 registers
+    /// browsers map SIMD128 onto.
+    ///
+    /// # Safety
+    /// `a` holds `rows` rows of `b.depth` bytes at stride `lda`, `out` holds `rows x 16·panels`.
+    pub(super) unsafe fn simd128(
+        a: *const u8,
+        lda: usize,
+        rows: usize,
+        b: &PackedInt8,
+        first_panel: usize,
+        panels: usize,
+        out: &mut [i32],
+    ) {
+        let (groups, ldo) = (b.depth / 4, panels * PANEL);
+        for p in 0..panels {
+            for half in 0..2 {
+                let w = b.panel(first_panel + p)[half * 32..].as_ptr();
+                let mut r = 0;
+                while r < rows {
+                    let mr = (rows - r).min(2);
+                    // SAFETY: rows r..r+mr, 8 columns of panel p (caller's promise).
+                    unsafe {
+                        let x = a.add(r * lda);
+                        let o = out.as_mut_ptr().add(r * ldo + p * PANEL + half * 8);
+                        by_rows!(mr, simd128_tile, (x, lda, w, groups, o, ldo), [1 2]);
+                    }
+                    r += mr;
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn simd128_tile<const MR: usize>(
+        a: *const u8,
+        lda: usize,
+        w: *const i8,
+        groups: usize,
+        out: *mut i32,
+        ldo: usize,
+    ) {
+        // acc[r][j]: columns 2j and 2j+1, two partial sums each.
+        let mut acc = [[i32x4_splat(0); 4]; MR];
+        for g in 0..groups {
+            // SAFETY: 32 bytes (8 columns) of the panel's group g (caller's promise).
+            let (lo, hi) = unsafe {
+                let p = w.add(g * 64);
+                (v128_load(p.cast()), v128_load(p.add(16).cast()))
+            };
+            let wv = [
+                i16x8_extend_low_i8x16(lo),
+                i16x8_extend_high_i8x16(lo),
+                i16x8_extend_low_i8x16(hi),
+                i16x8_extend_high_i8x16(hi),
+            ];
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: 4 bytes of row r (caller's promise).
+                let x = unsafe { a.add(r * lda + 4 * g).cast::<u32>().read_unaligned() };
+                // [x0, x1, x2, x3] as i16, twice.
+                let x = u16x8_extend_low_u8x16(u32x4_splat(x));
+                for (acc, &wv) in acc.iter_mut().zip(&wv) {
+                    *acc = i32x4_add(*acc, i32x4_dot_i16x8(x, wv));
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (j, &acc) in acc.iter().enumerate() {
+                let pairs = [
+                    i32x4_extract_lane::<0>(acc) + i32x4_extract_lane::<1>(acc),
+                    i32x4_extract_lane::<2>(acc) + i32x4_extract_lane::<3>(acc),
+                ];
+                for (c, sum) in pairs.into_iter().enumerate() {
+                    // SAFETY: column 2j+c of row r (caller's promise).
+                    unsafe { *out.add(r * ldo + 2 * j + c) = sum };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kernel this CPU has gives exactly the plain sum, at every row and panel remainder.
+    #[test]
+    fn kernels_compute_exact_sums() {
+        let available: Vec<_> = Int8Kernel::ALL
+            .into_iter()
+            .filter(|k| k.available())
+            .collect();
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512vnni") {
+            assert_eq!(
+                available,
+                [Int8Kernel::Vnni512, Int8Kernel::Avx2, Int8Kernel::Portable]
+            );
+        }
+        for (rows, depth, cols, lda_pad) in [
+            (1, 4, 16, 0),
+            (7, 36, 80, 3),
+            (13, 8, 112, 0),
+            (6, 264, 64, 5),
+        ] {
+            let lda = depth + lda_pad;
+            let a: Vec<u8> = (0..rows * lda).map(|i| (i * 37 % 256) as u8).collect();
+            let w = |k: usize, c: usize| ((k * 31 + c * 17) % 255) as i32 - 127;
+            let b = PackedInt8::pack(depth, cols, |k, c| w(k, c) as i8);
+            let expected: Vec<i32> = (0..rows * cols)
+                .map(|i| {
+                    (0..depth)
+                        .map(|k| a[i / cols * lda + k] as i32 * w(k, i % cols))
+                        .sum()
+                })
+                .collect();
+            // All the columns, then all but the first panel.
+            for (first, panels) in [(0, cols / PANEL), (1, cols / PANEL - 1)] {
+                let expected: Vec<i32> = expected
+                    .chunks(cols)
+                    .flat_map(|row| row[first * PANEL..].to_vec())
+                    .collect();
+                for &kernel in &available {
+                    let mut out = vec![i32::MIN; rows * panels * PANEL];
+                    product(kernel, (&a, lda), rows, &b, (first, panels), &mut out);
+                    assert_eq!(
+                        out,
+                        expected,
+                        "{} {rows}x{depth}x{cols} from panel {first}",
+                        kernel.name()
+                    );
+                }
+            }
+        }
+        // The largest sums ResNet50 can make (255 x ±127 over 4608) do not overflow.
+        let (depth, cols) = (4608, 16);
+        let a = vec![255u8; depth];
+        let b = PackedInt8::pack(depth, cols, |_, c| if c % 2 == 0 { 127 } else { -127 });
+        for &kernel in &available {
+            let mut out = vec![0; cols];
+            product(kernel, (&a, depth), 1, &b, (0, 1), &mut out);
+            assert_eq!(
+                out[..2],
+                [255 * 127 * 4608, -255 * 127 * 4608],
+                "{}",
+                kernel.name()
+            );
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! The int8 arithmetic of the CPU backbone: a convolution whose weights are the downloaded
+//! int8 values (one scale per output channel) and whose input is quantized to u8, summed
+//! exactly in i32 (`dot`), then dequantized, biased, added to the residual and rectified in
+//! one pass over each tile while it is in cache (`product::int8_matmul`).
+//!
+//! Activations are quantized per tensor with a scale computed at run time from the tensor's
+//! own maximum, not calibrated at import: every input a convolution here sees comes out of a
+//! ReLU (≥ 0: u8 with no zero point), a photo's range is then used in full whatever the photo,
+//! and the import needs no photos. The maximum is found by the epilogue of the layer that
+//! makes the tensor, so it costs no extra pass. The residual stream between blocks stays f32.
+
+use std::borrow::Cow;
+
+use super::activations::{Activations, buffer, recycle};
+use super::conv::Window;
+use super::dot::{Int8Kernel, PackedInt8};
+use super::parallel::{ROWS_PER_TASK, for_each_chunk};
+use super::product::int8_matmul;
+use crate::model::quant::quantize_per_channel;
+use crate::model::resnet::ConvSpec;
+
+/// Activations quantized to u8: `value ≈ data · scale`, channels-last like [`Activations`].
+#[derive(Debug)]
+pub(super) struct Quantized {
+    pub(super) n: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) c: usize,
+    pub(super) data: Vec<u8>,
+    pub(super) scale: f32,
+}
+
+impl Drop for Quantized {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.data));
+    }
+}
+
+/// Quantize `x`, whose values are all ≥ 0 and at most `max`: the largest maps to 255.
+pub(super) fn quantize(x: &Activations, max: f32) -> Quantized {
+    let scale = if max > 0.0 { max / 255.0 } else { 1.0 };
+    let inverse = 1.0 / scale;
+    let mut data = buffer(x.data.len());
+    let len = x.c * ROWS_PER_TASK * 16;
+    for_each_chunk(&mut data, len, |chunk, i| {
+        for (q, &v) in chunk.iter_mut().zip(&x.data[i * len..]) {
+            // Round half up. Clamped first (a NaN becomes 255 or 0), so the unchecked
+            // conversion, which vectorizes where `as` does not, is in range.
+            let v = (v * inverse + 0.5).min(255.0).max(0.0);
+            // SAFETY: v is finite and within 0..=255.
+            *q = unsafe { v.to_int_unchecked::<i32>() } as u8;
+        }
+    });
+    Quantized {
+        n: x.n,
+        h: x.h,
+        w: x.w,
+        c: x.c,
+        data,
+        scale,
+    }
+}
+
+/// The largest value of activations that are all ≥ 0 (compared as bits, which order
+/// non-negative floats like their values: a loop that vectorizes).
+pub(super) fn max_of(values: &[f32]) -> f32 {
+    f32::from_bits(values.iter().fold(0u32, |m, v| m.max(v.to_bits())))
+}
+
+/// A convolution with its batch-norm folded in, its weights int8 and packed for `dot`.
+#[derive(Debug)]
+pub(super) struct Int8Conv {
+    pub(super) name: String,
+    pub(super) kernel: usize,
+    window: Window,
+    in_channels: usize,
+    pub(super) out_channels: usize,
+    /// As in `PackedConv`: every convolution but the projection shortcuts.
+    relu: bool,
+    weights: PackedInt8,
+    /// Per output channel.
+    scales: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Int8Conv {
+    /// Quantize and pack `oihw` (`[out, in, k, k]`). From an int8 bundle's dequantized
+    /// weights this gives back exactly the bundle's int8 values.
+    pub(super) fn pack(spec: &ConvSpec, oihw: &[f32], bias: Vec<f32>) -> Self {
+        let (k, cin, cout) = (spec.kernel, spec.in_channels, spec.out_channels);
+        let q = quantize_per_channel(oihw, cout);
+        // Depth rows in im2col order (ky, kx, ci); `q` is [co][ci][ky][kx].
+        let weights = PackedInt8::pack(k * k * cin, cout, |d, co| {
+            let (ky, kx, ci) = (d / (k * cin), d / cin % k, d % cin);
+            q.values[((co * cin + ci) * k + ky) * k + kx]
+        });
+        Self {
+            name: spec.name.clone(),
+            kernel: k,
+            window: Window {
+                kernel: k,
+                stride: spec.stride,
+                padding: spec.padding,
+            },
+            in_channels: cin,
+            out_channels: cout,
+            relu: !spec.is_projection(),
+            weights,
+            scales: q.scales,
+            bias,
+        }
+    }
+
+    pub(super) fn algorithm(&self) -> &'static str {
+        if self.kernel == 1 && self.window.stride == 1 {
+            "int8 product"
+        } else {
+            "int8 im2col"
+        }
+    }
+
+    /// `relu?(conv(x) + bias + residual)` in f32, and its largest value (for the next
+    /// quantization; 0 without a ReLU, whose output is never quantized).
+    pub(super) fn forward(
+        &self,
+        kernel: Int8Kernel,
+        x: &Quantized,
+        residual: Option<&Activations>,
+    ) -> (Activations, f32) {
+        assert_eq!(x.c, self.in_channels, "input channels");
+        let (h, w) = (self.window.out_side(x.h), self.window.out_side(x.w));
+        let cout = self.out_channels;
+        if let Some(residual) = residual {
+            assert_eq!(
+                (residual.n, residual.h, residual.w, residual.c),
+                (x.n, h, w, cout)
+            );
+        }
+        let rows = x.n * h * w;
+        let (a, lda): (Cow<[u8]>, usize) = if self.kernel == 1 && self.window.stride == 1 {
+            (Cow::Borrowed(&x.data), x.c)
+        } else {
+            let depth = self.weights.depth();
+            let mut cols = buffer(rows * depth);
+            self.window
+                .im2col(&x.data, [x.n, x.h, x.w, x.c], [h, w], &mut cols);
+            (Cow::Owned(cols), depth)
+        };
+        // Sum · (input scale · channel scale) dequantizes.
+        let factors: Vec<f32> = self.scales.iter().map(|s| s * x.scale).collect();
+        let mut out = buffer(rows * cout);
+        let max = int8_matmul(
+            kernel,
+            (&a, lda),
+            &self.weights,
+            &mut out,
+            [rows, cout],
+            |strip, sums, row, c0| {
+                let n = strip.len();
+                let skip = residual.map(|s| &s.data[row * cout + c0..][..n]);
+                finish_int8_row(
+                    strip,
+                    sums,
+                    &factors[c0..][..n],
+                    &self.bias[c0..][..n],
+                    skip,
+                    self.relu,
+                )
+            },
+        );
+        if let Cow::Owned(cols) = a {
+            recycle(cols);
+        }
+        let out = Activations {
+            n: x.n,
+            h,
+            w,
+            c: cout,
+            data: out,
+        };
+        (out, max)
+    }
+}
+
+/// One output pixel's strip: `relu?(sum · factor + bias + skip)`, and its maximum (0 without
+/// a ReLU). Separate simple loops over a strip in L1, so each one vectorizes.
+fn finish_int8_row(
+    row: &mut [f32],
+    sums: &[i32],
+    factors: &[f32],
+    bias: &[f32],
+    skip: Option<&[f32]>,
+    relu: bool,
+) -> f32 {
+    for (((v, &s), f), b) in row.iter_mut().zip(sums).zip(factors).zip(bias) {
+        *v = s as f32 * f + b;
+    }
+    if let Some(skip) = skip {
+        row.iter_mut().zip(skip).for_each(|(v, s)| *v += s);
+    }
+    if !relu {
+        return 0.0;
+    }
+    row.iter_mut()
+        .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+    max_of(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cpu::conv::PackedConv;
+    use crate::model::cpu::testing::values;
+
+    /// Each int8 convolution shape ResNet50 has, against the f32 convolution on the same
+    /// (dequantized) weights and input: the only differences are the rounding of weights and
+    /// input, so they are small against the output's range; and every kernel this CPU has
+    /// gives the same bits.
+    #[test]
+    fn int8_convolutions_match_f32_and_each_other() {
+        // (in, out, kernel, stride, padding, side, projection, residual)
+        let cases = [
+            (64, 64, 1, 1, 0, 9, false, false),
+            (64, 128, 1, 2, 0, 9, true, false),
+            (64, 64, 3, 1, 1, 7, false, false),
+            (32, 64, 3, 1, 1, 6, false, true),
+            (128, 256, 1, 1, 0, 5, false, true),
+        ];
+        for (i, &(cin, cout, k, stride, padding, side, projection, residual)) in
+            cases.iter().enumerate()
+        {
+            let seed = 100 + i as u32 * 10;
+            let spec = ConvSpec {
+                name: if projection { "res9a_branch1" } else { "c" }.into(),
+                batch_norm: "bn".into(),
+                in_channels: cin,
+                out_channels: cout,
+                kernel: k,
+                stride,
+                padding,
+            };
+            let weight = values(cout * cin * k * k, seed + 1);
+            let bias = values(cout, seed + 2);
+            let int8 = Int8Conv::pack(&spec, &weight, bias.clone());
+            // The f32 reference on the int8 weights: what remains is the input's rounding.
+            let q = quantize_per_channel(&weight, cout);
+            let f32_conv = PackedConv::pack(&spec, &crate::model::quant::dequantize(&q), bias);
+            // Inputs ≥ 0, as out of a ReLU.
+            let planar: Vec<f32> = values(2 * cin * side * side, seed + 3)
+                .iter()
+                .map(|v| v.max(0.0))
+                .collect();
+            let x = Activations::from_planar(&planar, 2, cin, side, side);
+            let out_side = (side + 2 * padding - k) / stride + 1;
+            let skip = residual.then(|| {
+                let v = values(2 * cout * out_side * out_side, seed + 4);
+                Activations::from_planar(&v, 2, cout, out_side, out_side)
+            });
+            let xq = quantize(&x, max_of(&x.data));
+            let expected = f32_conv.forward(&x, skip.as_ref());
+            let mut first: Option<Vec<f32>> = None;
+            for kernel in Int8Kernel::ALL.into_iter().filter(|k| k.available()) {
+                let (ours, max) = int8.forward(kernel, &xq, skip.as_ref());
+                let range = max_of(&expected.data.iter().map(|v| v.abs()).collect::<Vec<_>>());
+                let worst = ours
+                    .data
+                    .iter()
+                    .zip(&expected.data)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(worst < 0.01 * range, "case {i}: {worst} of {range}");
+                assert_eq!(max, if projection { 0.0 } else { max_of(&ours.data) });
+                match &first {
+                    None => first = Some(ours.data.clone()),
+                    Some(first) => {
+                        assert!(first == &ours.data, "case {i}: {} differs", kernel.name())
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quantize_maps_the_maximum_to_255_and_rounds() {
+        let x = Activations {
+            n: 1,
+            h: 1,
+            w: 1,
+            c: 4,
+            data: vec![0.0, 0.5, 2.0, 0.004],
+        };
+        let q = quantize(&x, 2.0);
+        assert_eq!(q.data, [0, 64, 255, 1]);
+        assert_eq!(q.scale, 2.0 / 255.0);
+        assert_eq!(quantize(&x, 0.0).data[0], 0, "an all-zero tensor");
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn where_time_goes() {
+        let len = 56 * 56 * 256;
+        let x = Activations {
+            n: 1,
+            h: 56,
+            w: 56,
+            c: 256,
+            data: (0..len).map(|i| (i % 97) as f32 * 0.1).collect(),
+        };
+        let t = Instant::now();
+        for _ in 0..20 {
+            std::hint::black_box(quantize(&x, 9.6));
+        }
+        println!(
+            "quantize 800K: {:.3} ms",
+            t.elapsed().as_secs_f64() * 1e3 / 20.0
+        );
+        let t = Instant::now();
+        for _ in 0..20 {
+            std::hint::black_box(max_of(&x.data));
+        }
+        println!("max 800K: {:.3} ms", t.elapsed().as_secs_f64() * 1e3 / 20.0);
+        let sums: Vec<i32> = (0..len as i32).collect();
+        let f = vec![0.01f32; 256];
+        let b = vec![0.1f32; 256];
+        let mut out = vec![0f32; len];
+        let skip = x.data.clone();
+        let t = Instant::now();
+        for _ in 0..20 {
+            for ((o, s), k) in out
+                .chunks_mut(256)
+                .zip(sums.chunks(256))
+                .zip(skip.chunks(256))
+            {
+                std::hint::black_box(finish_int8_row(o, s, &f, &b, Some(k), true));
+            }
+        }
+        println!(
+            "finish 800K (1 thread): {:.3} ms",
+            t.elapsed().as_secs_f64() * 1e3 / 20.0
+        );
+        for (k, n, rows) in [
+            (64usize, 256usize, 3136usize),
+            (256, 64, 3136),
+            (1024, 256, 196),
+            (2304, 256, 196),
+        ] {
+            let a = vec![3u8; rows * k];
+            let w = PackedInt8::pack(k, n, |i, j| ((i + j) % 7) as i8);
+            let mut out = vec![0i32; rows * n];
+            let t = Instant::now();
+            for _ in 0..20 {
+                crate::model::cpu::dot::product(
+                    Int8Kernel::best(),
+                    (&a, k),
+                    rows,
+                    &w,
+                    (0, n / 16),
+                    &mut out,
+                );
+            }
+            let s = t.elapsed().as_secs_f64() / 20.0;
+            println!(
+                "dot {rows}x{k}x{n} (1 thread, one call): {:.3} ms, {:.0} GFLOP/s",
+                s * 1e3,
+                2.0 * (rows * k * n) as f64 / s / 1e9
+            );
+        }
+    }
+}
