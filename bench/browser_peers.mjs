@@ -3,15 +3,18 @@
 //   python3 -c 'import sys; sys.path.insert(0, "bench"); from resnet50_onnx import build; \
 //     from pathlib import Path; open("bench/out/resnet50.onnx", "wb").write(build(Path("weights")).SerializeToString())'
 //   (cd bench && npm ci) && node bench/browser_peers.mjs [--runs 5] [--rounds 3] [--backends cpu,webgpu]
-//     [--write BENCHMARKS.md]
+//     [--threads N] [--isolate-lucy] [--write BENCHMARKS.md]
 //
 // lucy and onnxruntime-web take turns over --rounds rounds, and each ratio is the median of the
 // rounds' ratios: this shared machine's speed drifts by tens of percent from minute to minute.
 //
-// Both run single-threaded (a plain static host has no cross-origin isolation, so no wasm
-// threads). The checked input is the coffee reference tensor; both must give the same top-1
-// before anything is timed. WebGPU runs on Chromium's SwiftShader software adapter here:
-// its ratio is meaningful, its absolute times are not.
+// On the CPU, onnxruntime-web runs twice: single-threaded from a plain page, and with --threads
+// wasm threads (default: this machine's cores) from a page served cross-origin isolated
+// (COOP/COEP, which wasm threads need; the page checks `crossOriginIsolated`). lucy's page is
+// served as a static host serves it (not isolated) unless --isolate-lucy. The checked input is
+// the coffee reference tensor; all must give the same top-1 before anything is timed. WebGPU
+// runs on Chromium's SwiftShader software adapter here: its ratio is meaningful, its absolute
+// times are not.
 
 import http from "node:http";
 import fs from "node:fs";
@@ -29,6 +32,8 @@ const rounds = option("--rounds", 3);
 // --backends cpu,webgpu (default both).
 const backends = (args.includes("--backends") ? args[args.indexOf("--backends") + 1] : "cpu,webgpu").split(",");
 const write = args.includes("--write") ? args[args.indexOf("--write") + 1] : null;
+const threads = option("--threads", os.availableParallelism());
+const isolateLucy = args.includes("--isolate-lucy");
 
 const roots = {
   "/lucy/": path.join(root, "dist"),
@@ -37,10 +42,21 @@ const roots = {
   "/fixtures/": path.join(root, "tests/fixtures"),
 };
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm" };
+// Cross-origin isolation: the threaded peer's page and every asset it or its workers load (and
+// lucy's pages with --isolate-lucy). On the other pages the assets' headers change nothing.
+const ISOLATION = {
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-embedder-policy": "require-corp",
+  "cross-origin-resource-policy": "same-origin",
+};
+const isolated = (pathname) =>
+  pathname === "/peer-isolated.html" || ["/ort/", "/model/", "/fixtures/"].some((p) => pathname.startsWith(p)) ||
+  (isolateLucy && pathname.startsWith("/lucy/"));
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, "http://x");
-  if (url.pathname === "/peer.html") {
-    res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><title>peer</title>");
+  const headers = isolated(url.pathname) ? ISOLATION : {};
+  if (url.pathname === "/peer.html" || url.pathname === "/peer-isolated.html") {
+    res.writeHead(200, { "content-type": "text/html", ...headers }).end("<!doctype html><title>peer</title>");
     return;
   }
   const prefix = Object.keys(roots).find((p) => url.pathname.startsWith(p));
@@ -49,7 +65,7 @@ const server = http.createServer((req, res) => {
     res.writeHead(404).end();
     return;
   }
-  res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" });
+  res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream", ...headers });
   fs.createReadStream(file).pipe(res);
 });
 await new Promise((r) => server.listen(0, "127.0.0.1", r));
@@ -79,6 +95,8 @@ async function lucy(backend, runs) {
     await page.waitForFunction(() => document.querySelector(".result")?.dataset.state === "done", null, { timeout: 300_000 });
     const firstPredictionMs = Date.now() - started;
     const running = await page.getAttribute("#backend", "data-backend");
+    const isolatedPage = await page.evaluate(() => crossOriginIsolated);
+    if (isolatedPage !== isolateLucy) throw new Error(`lucy's page: crossOriginIsolated is ${isolatedPage}`);
     return await page.evaluate(async ({ runs }) => {
       const photo = new Uint8Array(await (await fetch("/fixtures/skimage_coffee.png")).arrayBuffer());
       // Warm: the model alone on the photo prepared once, timed in the worker (as
@@ -92,18 +110,22 @@ async function lucy(backend, runs) {
   }
 }
 
-/// onnxruntime-web with one execution provider: the same, from an empty page.
-async function ort(ep, runs) {
+/// onnxruntime-web with one execution provider: the same, from an empty page (cross-origin
+/// isolated when it runs more than one thread).
+async function ort(ep, threads, runs) {
   const b = await browser(ep === "webgpu");
   try {
     const page = await b.newPage();
-    await page.goto(`${base}/peer.html`);
-    return await page.evaluate(async ({ ep, runs }) => {
+    await page.goto(`${base}/${threads > 1 ? "peer-isolated" : "peer"}.html`);
+    return await page.evaluate(async ({ ep, threads, runs }) => {
+      if (threads > 1 && !crossOriginIsolated) throw new Error("the threaded peer's page is not cross-origin isolated");
       const started = performance.now();
       const ort = await import("/ort/ort.all.min.mjs");
       ort.env.wasm.wasmPaths = "/ort/";
-      ort.env.wasm.numThreads = 1;
+      ort.env.wasm.numThreads = threads;
       const session = await ort.InferenceSession.create("/model/resnet50.onnx", { executionProviders: [ep] });
+      // onnxruntime-web falls back to one thread, with a warning only, where threads cannot run.
+      if (ort.env.wasm.numThreads !== threads) throw new Error(`onnxruntime-web runs ${ort.env.wasm.numThreads} threads, not ${threads}`);
       const nhwc = new Float32Array(await (await fetch("/fixtures/skimage_coffee.input_nhwc_224x224x3_bgr_meansub.f32")).arrayBuffer());
       const chw = new Float32Array(3 * 224 * 224);
       for (let i = 0; i < 224 * 224; i++) for (let c = 0; c < 3; c++) chw[c * 224 * 224 + i] = nhwc[3 * i + c];
@@ -125,7 +147,7 @@ async function ort(ep, runs) {
       }
       times.sort((a, b) => a - b);
       return { top1, firstPredictionMs, medianMs: times[times.length >> 1] };
-    }, { ep, runs });
+    }, { ep, threads, runs });
   } finally {
     await b.close();
   }
@@ -136,20 +158,30 @@ const median = (xs) => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const rows = [];
-const pairs = [["cpu", "wasm", "CPU / wasm", runs], ["webgpu", "webgpu", "WebGPU (SwiftShader)", Math.min(runs, 3)]];
-for (const [lucyBackend, ep, label, n] of pairs.filter(([b]) => backends.includes(b))) {
-  const results = [];
+// lucy's backend, then onnxruntime-web's configurations raced against it: [execution provider,
+// threads, label]. Each round times lucy once, then each configuration.
+const pairs = [
+  ["cpu", runs, [["wasm", 1, "CPU / wasm, ort-web 1 thread"],
+    ...(threads > 1 ? [["wasm", threads, `CPU / wasm, ort-web ${threads} threads (cross-origin isolated)`]] : [])]],
+  ["webgpu", Math.min(runs, 3), [["webgpu", 1, "WebGPU (SwiftShader)"]]],
+];
+for (const [lucyBackend, n, configs] of pairs.filter(([b]) => backends.includes(b))) {
+  const results = configs.map(() => []);
   for (let round = 0; round < rounds; round++) {
     const ours = await lucy(lucyBackend, n);
-    const theirs = await ort(ep, n);
-    if (ours.top1 !== theirs.top1) throw new Error(`disagreement on ${label}: lucy ${ours.top1}, onnxruntime-web ${theirs.top1}`);
     if (ours.backend !== lucyBackend) throw new Error(`lucy ran on ${ours.backend}, not ${lucyBackend}`);
-    results.push({ ours, theirs });
-    console.log(`${label}, round ${round + 1}: lucy ${ours.medianMs.toFixed(0)} ms, onnxruntime-web ${theirs.medianMs.toFixed(0)} ms`);
+    for (const [i, [ep, t, label]] of configs.entries()) {
+      const theirs = await ort(ep, t, n);
+      if (ours.top1 !== theirs.top1) throw new Error(`disagreement on ${label}: lucy ${ours.top1}, onnxruntime-web ${theirs.top1}`);
+      results[i].push({ ours, theirs });
+      console.log(`${label}, round ${round + 1}: lucy ${ours.medianMs.toFixed(0)} ms, onnxruntime-web ${theirs.medianMs.toFixed(0)} ms`);
+    }
   }
-  const m = (f) => median(results.map(f));
-  rows.push(`| ${label} | ${m((r) => r.ours.medianMs).toFixed(0)} | ${m((r) => r.theirs.medianMs).toFixed(0)} | **${m((r) => r.ours.medianMs / r.theirs.medianMs).toFixed(2)}** | ${(m((r) => r.ours.firstPredictionMs) / 1000).toFixed(1)} | ${(m((r) => r.theirs.firstPredictionMs) / 1000).toFixed(1)} |`);
-  console.log(rows.at(-1));
+  for (const [i, [, , label]] of configs.entries()) {
+    const m = (f) => median(results[i].map(f));
+    rows.push(`| ${label} | ${m((r) => r.ours.medianMs).toFixed(0)} | ${m((r) => r.theirs.medianMs).toFixed(0)} | **${m((r) => r.ours.medianMs / r.theirs.medianMs).toFixed(2)}** | ${(m((r) => r.ours.firstPredictionMs) / 1000).toFixed(1)} | ${(m((r) => r.theirs.firstPredictionMs) / 1000).toFixed(1)} |`);
+    console.log(rows.at(-1));
+  }
 }
 server.close();
 
@@ -160,6 +192,7 @@ const table = [
 ].join("\n");
 console.log(table);
 if (write) {
-  const header = `\n## ${new Date().toISOString().slice(0, 10)} — headless Chromium (Debian), single-threaded wasm, onnxruntime-web ${JSON.parse(fs.readFileSync(path.join(here, "node_modules/onnxruntime-web/package.json"))).version}\n\nCommand: \`node bench/browser_peers.mjs ${args.join(" ")}\` (median of warm runs, then median over ${rounds} rounds; each ratio is the median of the rounds' ratios; both time the model alone on a prepared input (lucy in its worker); first prediction includes loading the page or session and the model from a local server; top-1 checked equal first)\n\n`;
+  const version = JSON.parse(fs.readFileSync(path.join(here, "node_modules/onnxruntime-web/package.json"))).version;
+  const header = `\n## ${new Date().toISOString().slice(0, 10)} — headless Chromium (Debian), ${os.availableParallelism()} cores, onnxruntime-web ${version}; lucy's page ${isolateLucy ? "cross-origin isolated" : "not cross-origin isolated"}\n\nCommand: \`node bench/browser_peers.mjs ${args.join(" ")}\` (median of warm runs, then median over ${rounds} rounds; each ratio is the median of the rounds' ratios; both time the model alone on a prepared input (lucy in its worker); first prediction includes loading the page or session and the model from a local server; top-1 checked equal first; ort-web's threaded configuration runs from a cross-origin isolated page, checked)\n\n`;
   fs.appendFileSync(write, header + table + "\n");
 }

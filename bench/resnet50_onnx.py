@@ -1,7 +1,8 @@
 """Build the same ResNet50 v1 as lucy, as an ONNX graph, from lucy's own f32 bundle
 (weights/resnet50-f32.safetensors + head-imagenet.safetensors: batch-norm already folded),
-so peers run exactly the weights lucy runs."""
+so peers run exactly the weights lucy runs; and ONNX Runtime's int8 model from it."""
 
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -74,3 +75,54 @@ def build(weights_dir: Path) -> onnx.ModelProto:
     model.ir_version = 9  # what every peer reads (onnxruntime-web 1.30 stops at 13)
     onnx.checker.check_model(model)
     return model
+
+
+# ONNX Runtime's int8 model: its own static quantization of the graph above (after its
+# quant_pre_process, as its docs ask), QDQ format, int8 weights per output channel, activations
+# per tensor from MinMax calibration. The backbone is quantized; the ImageNet head (Gemm,
+# Softmax) stays f32 as lucy's does (quantized probabilities tie at the top, which costs top-1
+# agreement). uint8 activations by default: ~2.3x faster than int8 ones with ONNX Runtime 1.32
+# on an AVX-512 VNNI x86-64 (VNNI multiplies u8 by s8).
+INT8_OPS = ["Conv", "Relu", "Add", "MaxPool", "GlobalAveragePool"]
+
+
+def build_int8(weights_dir: Path, calibration: list[Path], out_dir: Path, activations: str = "uint8") -> Path:
+    """The int8 model calibrated on these photos, cached in out_dir under a name keyed by the
+    weights' sha256 and the settings (a stale one is rebuilt)."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from photos import preprocess
+
+    sha256 = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()
+    settings = {
+        "weights": [sha256(weights_dir / f) for f in ["resnet50-f32.safetensors", "head-imagenet.safetensors"]],
+        "calibration": [sha256(p) for p in calibration],
+        "pre_process": True, "format": "QDQ", "per_channel": True, "weights_type": "int8", "activations": activations,
+        "method": "MinMax", "ops": INT8_OPS, "onnxruntime": ort.__version__,
+    }
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    out = out_dir / f"resnet50-int8-{key}.onnx"
+    if out.exists():
+        return out
+
+    class Photos(CalibrationDataReader):
+        def __init__(self):
+            self.inputs = (x[None] for x in map(preprocess, calibration) if x is not None)
+
+        def get_next(self):
+            x = next(self.inputs, None)
+            return None if x is None else {"input": x}
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial, prepared = out.with_suffix(".partial"), out.with_suffix(".prepared")
+    # Shapes are static but for the batch: ONNX's shape inference suffices (no sympy).
+    quant_pre_process(build(weights_dir), prepared, skip_symbolic_shape=True)
+    quantize_static(prepared, partial, Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
+                    op_types_to_quantize=INT8_OPS)
+    prepared.unlink()
+    partial.rename(out)
+    return out

@@ -7,27 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
+from photos import preprocess
 from resnet50_torch import Backbone
-
-MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
-
-
-def preprocess(path: Path) -> np.ndarray | None:
-    try:
-        image = Image.open(path).convert("RGB")
-    except Exception:
-        return None
-    w, h = image.size
-    scale = 256 / min(w, h)
-    image = image.resize((max(256, round(w * scale)), max(256, round(h * scale))), Image.BILINEAR)
-    w, h = image.size
-    left, top = (w - 224) // 2, (h - 224) // 2
-    rgb = np.asarray(image.crop((left, top, left + 224, top + 224)), dtype=np.float32)
-    return (rgb[:, :, ::-1] - MEAN_BGR).transpose(2, 0, 1).copy()
-
 
 def load_split(root: Path, classes: list[str]):
     xs, ys = [], []
