@@ -82,7 +82,7 @@ impl PackedInt8 {
     /// multiple of 4 and `cols` of 16 (every ResNet50 convolution but the stem's are).
     pub(super) fn pack(depth: usize, cols: usize, value: impl Fn(usize, usize) -> i8) -> Self {
         assert!(
-            depth % 4 == 0 && cols % PANEL == 0,
+            depth.is_multiple_of(4) && cols.is_multiple_of(PANEL),
             "int8 products need depth % 4 == 0 and columns % 16 == 0 (got {depth} x {cols})"
         );
         let mut data = Vec::with_capacity(depth * cols);

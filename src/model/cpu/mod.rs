@@ -23,6 +23,7 @@ mod dot;
 mod parallel;
 mod product;
 mod quantized;
+mod simd;
 mod winograd;
 
 pub use dot::Int8Kernel;

@@ -65,10 +65,13 @@ pub(super) fn matmul(
     });
 }
 
-/// Rows of an int8 product's tile: a multiple of the VNNI kernel's 6 rows. With 4 panels
-/// (64 columns) a tile's activations (48 x depth bytes) and weights (64 x depth) sit in L2.
+/// Rows of an int8 product's tile, at least: a multiple of the VNNI kernel's 6 rows. With 4
+/// panels (64 columns) a tile's activations (48 x depth bytes) and weights (64 x depth) sit in
+/// L2. Short products (depth 64–256) take more rows, so that a tile is worth a task
+/// ([`INT8_TILE_WORK`] multiply-adds).
 const INT8_TILE_ROWS: usize = 48;
 const INT8_TILE_PANELS: usize = 4;
+const INT8_TILE_WORK: usize = 1 << 21;
 
 /// `out[rows, cout] = dequantize(a[rows, depth] · weights)`, `a` u8 rows at stride `lda`:
 /// the i32 sums of each tile (48 rows x 64 columns, all tiles spread over the cores) are
@@ -85,12 +88,16 @@ pub(super) fn int8_matmul(
     let panels = weights.panels();
     assert!(panels * PANEL == cout && out.len() == rows * cout);
     assert!(rows == 0 || a.len() >= (rows - 1) * lda + weights.depth());
-    // Even tiles: 49 rows make 2 tiles of 30 and 19, not 48 and 1.
-    let tile_rows = rows
-        .div_ceil(rows.div_ceil(INT8_TILE_ROWS).max(1))
-        .next_multiple_of(6)
-        .max(6);
     let col_tiles = panels.div_ceil(INT8_TILE_PANELS);
+    let cols = (INT8_TILE_PANELS * PANEL).min(cout);
+    let most_rows = INT8_TILE_ROWS.max(INT8_TILE_WORK / (weights.depth() * cols).max(1));
+    // Two tiles per core at least, and even ones: 49 rows make 2 tiles of 30 and 19, not 48
+    // and 1.
+    let row_tiles = rows
+        .div_ceil(most_rows)
+        .max((2 * threads()).div_ceil(col_tiles))
+        .max(1);
+    let tile_rows = rows.div_ceil(row_tiles).next_multiple_of(6).max(6);
     let tiles = rows.div_ceil(tile_rows) * col_tiles;
     let out_ptr = SendPtr(out.as_mut_ptr());
     let maxima = map_items((0..tiles).collect(), |tile| {

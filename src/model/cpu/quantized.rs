@@ -16,6 +16,7 @@ use super::conv::Window;
 use super::dot::{Int8Kernel, PackedInt8};
 use super::parallel::{ROWS_PER_TASK, for_each_chunk};
 use super::product::int8_matmul;
+use super::simd::widest;
 use crate::model::quant::quantize_per_channel;
 use crate::model::resnet::ConvSpec;
 
@@ -43,13 +44,7 @@ pub(super) fn quantize(x: &Activations, max: f32) -> Quantized {
     let mut data = buffer(x.data.len());
     let len = x.c * ROWS_PER_TASK * 16;
     for_each_chunk(&mut data, len, |chunk, i| {
-        for (q, &v) in chunk.iter_mut().zip(&x.data[i * len..]) {
-            // Round half up. Clamped first (a NaN becomes 255 or 0), so the unchecked
-            // conversion, which vectorizes where `as` does not, is in range.
-            let v = (v * inverse + 0.5).min(255.0).max(0.0);
-            // SAFETY: v is finite and within 0..=255.
-            *q = unsafe { v.to_int_unchecked::<i32>() } as u8;
-        }
+        quantize_into(chunk, &x.data[i * len..], inverse)
     });
     Quantized {
         n: x.n,
@@ -61,10 +56,26 @@ pub(super) fn quantize(x: &Activations, max: f32) -> Quantized {
     }
 }
 
-/// The largest value of activations that are all ≥ 0 (compared as bits, which order
-/// non-negative floats like their values: a loop that vectorizes).
-pub(super) fn max_of(values: &[f32]) -> f32 {
-    f32::from_bits(values.iter().fold(0u32, |m, v| m.max(v.to_bits())))
+widest! {
+    /// `q = round(v · inverse)`, half up, saturating at 0 and 255.
+    fn quantize_into(q: &mut [u8], values: &[f32], inverse: f32) -> () {
+        for (q, &v) in q.iter_mut().zip(values) {
+            // Clamped first (a NaN becomes 255 or 0: `clamp` would keep it), so the conversion
+            // is in range.
+            #[allow(clippy::manual_clamp)]
+            let v = (v * inverse + 0.5).min(255.0).max(0.0);
+            // SAFETY: v is finite and within 0..=255.
+            *q = unsafe { v.to_int_unchecked::<i32>() } as u8;
+        }
+    }
+}
+
+widest! {
+    /// The largest value of activations that are all ≥ 0 (compared as bits, which order
+    /// non-negative floats like their values: a loop that vectorizes).
+    pub(super) fn max_of(values: &[f32]) -> f32 {
+        f32::from_bits(values.iter().fold(0u32, |m, v| m.max(v.to_bits())))
+    }
 }
 
 /// A convolution with its batch-norm folded in, its weights int8 and packed for `dot`.
@@ -182,28 +193,49 @@ impl Int8Conv {
     }
 }
 
-/// One output pixel's strip: `relu?(sum · factor + bias + skip)`, and its maximum (0 without
-/// a ReLU). Separate simple loops over a strip in L1, so each one vectorizes.
-fn finish_int8_row(
+widest! {
+    /// One output pixel's strip: `relu?(sum · factor + bias + skip)`, and its maximum (0 without
+    /// a ReLU). One pass over a strip in L1, which vectorizes.
+    fn finish_int8_row(
+        row: &mut [f32],
+        sums: &[i32],
+        factors: &[f32],
+        bias: &[f32],
+        skip: Option<&[f32]>,
+        relu: bool,
+    ) -> f32 {
+        let n = row.len();
+        let (sums, factors, bias) = (&sums[..n], &factors[..n], &bias[..n]);
+        match (skip, relu) {
+            (Some(skip), true) => finish::<true, true>(row, sums, factors, bias, &skip[..n]),
+            (Some(skip), false) => finish::<true, false>(row, sums, factors, bias, &skip[..n]),
+            (None, true) => finish::<false, true>(row, sums, factors, bias, &[]),
+            (None, false) => finish::<false, false>(row, sums, factors, bias, &[]),
+        }
+    }
+}
+
+#[inline(always)]
+fn finish<const SKIP: bool, const RELU: bool>(
     row: &mut [f32],
     sums: &[i32],
     factors: &[f32],
     bias: &[f32],
-    skip: Option<&[f32]>,
-    relu: bool,
+    skip: &[f32],
 ) -> f32 {
-    for (((v, &s), f), b) in row.iter_mut().zip(sums).zip(factors).zip(bias) {
-        *v = s as f32 * f + b;
+    let mut max = 0u32;
+    for i in 0..row.len() {
+        let mut v = sums[i] as f32 * factors[i] + bias[i];
+        if SKIP {
+            v += skip[i];
+        }
+        if RELU {
+            v = if v > 0.0 { v } else { 0.0 };
+            max = max.max(v.to_bits());
+        }
+        row[i] = v;
     }
-    if let Some(skip) = skip {
-        row.iter_mut().zip(skip).for_each(|(v, s)| *v += s);
-    }
-    if !relu {
-        return 0.0;
-    }
-    row.iter_mut()
-        .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
-    max_of(row)
+    f32::from_bits(max)
 }
 
 #[cfg(test)]
@@ -293,83 +325,5 @@ mod tests {
         assert_eq!(q.data, [0, 64, 255, 1]);
         assert_eq!(q.scale, 2.0 / 255.0);
         assert_eq!(quantize(&x, 0.0).data[0], 0, "an all-zero tensor");
-    }
-}
-
-#[cfg(test)]
-mod speed {
-    use super::*;
-    use std::time::Instant;
-
-    #[test]
-    #[ignore]
-    fn where_time_goes() {
-        let len = 56 * 56 * 256;
-        let x = Activations {
-            n: 1,
-            h: 56,
-            w: 56,
-            c: 256,
-            data: (0..len).map(|i| (i % 97) as f32 * 0.1).collect(),
-        };
-        let t = Instant::now();
-        for _ in 0..20 {
-            std::hint::black_box(quantize(&x, 9.6));
-        }
-        println!(
-            "quantize 800K: {:.3} ms",
-            t.elapsed().as_secs_f64() * 1e3 / 20.0
-        );
-        let t = Instant::now();
-        for _ in 0..20 {
-            std::hint::black_box(max_of(&x.data));
-        }
-        println!("max 800K: {:.3} ms", t.elapsed().as_secs_f64() * 1e3 / 20.0);
-        let sums: Vec<i32> = (0..len as i32).collect();
-        let f = vec![0.01f32; 256];
-        let b = vec![0.1f32; 256];
-        let mut out = vec![0f32; len];
-        let skip = x.data.clone();
-        let t = Instant::now();
-        for _ in 0..20 {
-            for ((o, s), k) in out
-                .chunks_mut(256)
-                .zip(sums.chunks(256))
-                .zip(skip.chunks(256))
-            {
-                std::hint::black_box(finish_int8_row(o, s, &f, &b, Some(k), true));
-            }
-        }
-        println!(
-            "finish 800K (1 thread): {:.3} ms",
-            t.elapsed().as_secs_f64() * 1e3 / 20.0
-        );
-        for (k, n, rows) in [
-            (64usize, 256usize, 3136usize),
-            (256, 64, 3136),
-            (1024, 256, 196),
-            (2304, 256, 196),
-        ] {
-            let a = vec![3u8; rows * k];
-            let w = PackedInt8::pack(k, n, |i, j| ((i + j) % 7) as i8);
-            let mut out = vec![0i32; rows * n];
-            let t = Instant::now();
-            for _ in 0..20 {
-                crate::model::cpu::dot::product(
-                    Int8Kernel::best(),
-                    (&a, k),
-                    rows,
-                    &w,
-                    (0, n / 16),
-                    &mut out,
-                );
-            }
-            let s = t.elapsed().as_secs_f64() / 20.0;
-            println!(
-                "dot {rows}x{k}x{n} (1 thread, one call): {:.3} ms, {:.0} GFLOP/s",
-                s * 1e3,
-                2.0 * (rows * k * n) as f64 / s / 1e9
-            );
-        }
     }
 }
