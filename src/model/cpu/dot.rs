@@ -78,20 +78,19 @@ pub(super) struct PackedInt8 {
 }
 
 impl PackedInt8 {
-    /// Pack `value(k, c)`, the weight of depth row `k` and column `c`. `depth` must be a
-    /// multiple of 4 and `cols` of 16 (every ResNet50 convolution but the stem's are).
-    pub(super) fn pack(depth: usize, cols: usize, value: impl Fn(usize, usize) -> i8) -> Self {
+    /// Pack `kn`, `[depth, cols]` row-major. `depth` must be a multiple of 4 and `cols` of 16
+    /// (every ResNet50 convolution but the stem's are).
+    pub(super) fn pack(depth: usize, cols: usize, kn: &[i8]) -> Self {
         assert!(
             depth.is_multiple_of(4) && cols.is_multiple_of(PANEL),
             "int8 products need depth % 4 == 0 and columns % 16 == 0 (got {depth} x {cols})"
         );
+        assert_eq!(kn.len(), depth * cols);
         let mut data = Vec::with_capacity(depth * cols);
         for panel in 0..cols / PANEL {
-            for group in 0..depth / 4 {
-                for c in 0..PANEL {
-                    for j in 0..4 {
-                        data.push(value(4 * group + j, panel * PANEL + c));
-                    }
+            for group in kn.chunks_exact(4 * cols) {
+                for c in panel * PANEL..(panel + 1) * PANEL {
+                    data.extend((0..4).map(|j| group[j * cols + c]));
                 }
             }
         }
@@ -454,7 +453,10 @@ mod tests {
             let lda = depth + lda_pad;
             let a: Vec<u8> = (0..rows * lda).map(|i| (i * 37 % 256) as u8).collect();
             let w = |k: usize, c: usize| ((k * 31 + c * 17) % 255) as i32 - 127;
-            let b = PackedInt8::pack(depth, cols, |k, c| w(k, c) as i8);
+            let kn: Vec<i8> = (0..depth * cols)
+                .map(|i| w(i / cols, i % cols) as i8)
+                .collect();
+            let b = PackedInt8::pack(depth, cols, &kn);
             let expected: Vec<i32> = (0..rows * cols)
                 .map(|i| {
                     (0..depth)
@@ -483,7 +485,10 @@ mod tests {
         // The largest sums ResNet50 can make (255 x ±127 over 4608) do not overflow.
         let (depth, cols) = (4608, 16);
         let a = vec![255u8; depth];
-        let b = PackedInt8::pack(depth, cols, |_, c| if c % 2 == 0 { 127 } else { -127 });
+        let kn: Vec<i8> = (0..depth * cols)
+            .map(|i| if i % 2 == 0 { 127 } else { -127 })
+            .collect();
+        let b = PackedInt8::pack(depth, cols, &kn);
         for &kernel in &available {
             let mut out = vec![0; cols];
             product(kernel, (&a, depth), 1, &b, (0, 1), &mut out);

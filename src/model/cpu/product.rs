@@ -73,6 +73,10 @@ const INT8_TILE_ROWS: usize = 48;
 const INT8_TILE_PANELS: usize = 4;
 const INT8_TILE_WORK: usize = 1 << 21;
 
+thread_local! {
+    static TILE_SUMS: std::cell::Cell<Vec<i32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// `out[rows, cout] = dequantize(a[rows, depth] · weights)`, `a` u8 rows at stride `lda`:
 /// the i32 sums of each tile (48 rows x 64 columns, all tiles spread over the cores) are
 /// handed to `finish(strip, sums, row, first column)`, which writes that row's f32 strip while
@@ -107,7 +111,10 @@ pub(super) fn int8_matmul(
         );
         let (nr, np) = (tile_rows.min(rows - r0), INT8_TILE_PANELS.min(panels - p0));
         let (c0, nc) = (p0 * PANEL, np * PANEL);
-        let mut sums = vec![0i32; nr * nc];
+        // Each thread's own buffer, kept: a fresh one of over 128 KB is a fresh mapping,
+        // whose pages the kernel clears on every call.
+        let mut sums = TILE_SUMS.take();
+        sums.resize(nr * nc, 0);
         int8_product(
             kernel,
             (&a[r0 * lda..], lda),
@@ -125,6 +132,7 @@ pub(super) fn int8_matmul(
             };
             max = max.max(finish(strip, sums, r0 + r, c0));
         }
+        TILE_SUMS.set(sums);
         max
     });
     maxima.into_iter().fold(0.0, f32::max)

@@ -100,11 +100,20 @@ impl Int8Conv {
     pub(super) fn pack(spec: &ConvSpec, oihw: &[f32], bias: Vec<f32>) -> Self {
         let (k, cin, cout) = (spec.kernel, spec.in_channels, spec.out_channels);
         let q = quantize_per_channel(oihw, cout);
-        // Depth rows in im2col order (ky, kx, ci); `q` is [co][ci][ky][kx].
-        let weights = PackedInt8::pack(k * k * cin, cout, |d, co| {
-            let (ky, kx, ci) = (d / (k * cin), d / cin % k, d % cin);
-            q.values[((co * cin + ci) * k + ky) * k + kx]
-        });
+        // `q` is [co][ci][ky][kx]; the product's rows are in im2col order (ky, kx, ci).
+        let mut kn = vec![0i8; q.values.len()];
+        let mut values = q.values.iter();
+        for co in 0..cout {
+            for ci in 0..cin {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let v = values.next().expect("k·k·in·out weights");
+                        kn[((ky * k + kx) * cin + ci) * cout + co] = *v;
+                    }
+                }
+            }
+        }
+        let weights = PackedInt8::pack(k * k * cin, cout, &kn);
         Self {
             name: spec.name.clone(),
             kernel: k,
