@@ -13,10 +13,10 @@ use super::PrecisionArg;
 use serde::Serialize;
 
 use crate::classifier::Classifier;
-use crate::model::{Arithmetic, Backbone, Int8Kernel, LayerTime};
+use crate::model::{Arithmetic, Backbone, CpuResNet50, Int8Kernel, LayerTime};
 use crate::preprocess::{INPUT_SIDE, Input};
 use crate::weights::Precision;
-use crate::weights::bundle::IMAGENET_HEAD;
+use crate::weights::bundle::{IMAGENET_HEAD, decode_backbone};
 use crate::weights::dir::WeightsDir;
 
 #[derive(Args)]
@@ -54,19 +54,21 @@ fn parse_kernel(name: &str) -> Result<Int8Kernel, String> {
     Ok(kernel)
 }
 
-/// The CPU backbone of `precision`, with `kernel` for its int8 products when given.
+/// The CPU backbone of `precision`, with `kernel` for its int8 products when given (then in
+/// int8 arithmetic even where it is not this CPU's default).
 fn cpu_backbone(
     dir: &WeightsDir,
     precision: Precision,
     kernel: Option<Int8Kernel>,
 ) -> Result<Backbone> {
-    let mut backbone = dir.backbone(precision, &Device::flex())?;
-    if let (Backbone::Cpu(model), Some(kernel)) = (&mut backbone, kernel) {
-        if model.arithmetic() == Arithmetic::Int8 {
-            model.set_int8_kernel(kernel).map_err(anyhow::Error::msg)?;
-        }
-    }
-    Ok(backbone)
+    let (Precision::Int8, Some(kernel)) = (precision, kernel) else {
+        return Ok(dir.backbone(precision, &Device::flex())?);
+    };
+    let file = dir.manifest.backbone_file(precision)?;
+    let tensors = decode_backbone(file, &dir.read(file)?)?;
+    let mut model = CpuResNet50::from_tensors(tensors, Arithmetic::Int8)?;
+    model.set_int8_kernel(kernel).map_err(anyhow::Error::msg)?;
+    Ok(Backbone::Cpu(model))
 }
 
 /// The int8 kernel a backbone computes with (None in f32).

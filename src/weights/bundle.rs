@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::quant::{QuantizedTensor, dequantize, quantize_per_channel};
-use crate::model::{Arithmetic, Backbone, HeadWeights, ModelError, NamedTensors};
+use crate::model::{Arithmetic, Backbone, HeadWeights, Int8Kernel, ModelError, NamedTensors};
 use crate::preprocess::Preprocessing;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -317,7 +317,8 @@ impl HeadFile {
 }
 
 /// Load a backbone from the bytes of a bundle file (f32 or int8) for `device`. On the CPU an
-/// int8 file is computed in int8 ([`Arithmetic::Int8`]), an f32 file in f32.
+/// int8 file is computed in int8 ([`Arithmetic::Int8`]) where this CPU's int8 kernel beats f32
+/// (AVX-512 VNNI, wasm SIMD128), else in f32 like an f32 file.
 pub fn load_backbone(
     file: &str,
     bytes: &[u8],
@@ -326,7 +327,8 @@ pub fn load_backbone(
     let (tensors, precision) = decode_backbone_file(file, bytes)?;
     let arithmetic = match precision {
         Precision::F32 => Arithmetic::F32,
-        Precision::Int8 => Arithmetic::Int8,
+        Precision::Int8 if Int8Kernel::best().beats_f32() => Arithmetic::Int8,
+        Precision::Int8 => Arithmetic::F32,
     };
     Backbone::from_tensors(tensors, device, arithmetic).map_err(|error| WeightsError::Model {
         file: file.into(),
