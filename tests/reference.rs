@@ -8,10 +8,10 @@ mod common;
 use burn::prelude::*;
 use common::*;
 use lucy::classifier::{Classifier, input_batch};
-use lucy::model::{Arithmetic, CpuResNet50, FEATURES, Int8Kernel, ResNet50};
+use lucy::model::{Arithmetic, Backbone, CpuResNet50, FEATURES, Int8Kernel, ResNet50};
 use lucy::preprocess::{Input, preprocess_bytes};
 use lucy::weights::Precision;
-use lucy::weights::bundle::decode_backbone;
+use lucy::weights::bundle::{IMAGENET_HEAD, decode_backbone};
 use lucy::weights::dir::WeightsDir;
 
 const WITH_TENSORS: [(&str, &str); 3] = [
@@ -40,8 +40,17 @@ fn reference_input(name: &str) -> Input {
     }
 }
 
+/// The ImageNet classifier with the backbone of `precision`'s file computing in that
+/// precision — int8 in int8 arithmetic even on CPUs whose default for the int8 file is f32.
 fn classifier(precision: Precision) -> Classifier {
-    imagenet_classifier(precision)
+    let dir = WeightsDir::open(&weights_dir()).unwrap();
+    let head = dir.head(IMAGENET_HEAD).unwrap();
+    Classifier::new(
+        Backbone::Cpu(cpu_backbone(precision)),
+        head,
+        &Device::flex(),
+    )
+    .unwrap()
 }
 
 fn rows(tensor: Tensor<2>) -> Vec<Vec<f32>> {
@@ -61,7 +70,9 @@ const F32_ONE_MINUS_COSINE: f64 = 1e-11;
 /// The README: probabilities within 5e-6 of Keras'; asserted with 2x margin (the error is
 /// float rounding in a different summation order, not a model difference).
 const F32_PROBABILITY_ERROR: f32 = 1e-5;
-/// The README: int8 vs f32 feature cosine 0.9995–0.9998 on the fixture photos.
+/// The README: int8 (weights and activations) vs f32 feature cosine 0.9991–0.9997 on the
+/// fixture photos; asserted ≥ 0.999, i.e. 1 − cosine ≤ 1e-3, 12 % above the worst measured
+/// (int8 results are the same bits on every x86-64 kernel; only the f32 stem can differ).
 const INT8_COSINE: f64 = 0.999;
 /// The README: the two backbone forms agree to 1 - cosine < 1e-12; asserted with 10x margin.
 const FORMS_ONE_MINUS_COSINE: f64 = 1e-11;

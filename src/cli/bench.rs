@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use burn::prelude::*;
 use clap::Args;
+use serde::Serialize;
 
 use super::PrecisionArg;
-use serde::Serialize;
 
 use crate::classifier::Classifier;
 use crate::model::{Arithmetic, Backbone, CpuResNet50, Int8Kernel, LayerTime};

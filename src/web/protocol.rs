@@ -55,6 +55,7 @@ impl Backend {
     pub fn describe(self) -> &'static str {
         match self {
             Backend::WebGpu => "WebGPU",
+            // The browser build always has SIMD128, so the int8 file computes in int8.
             Backend::Cpu => "CPU (wasm, int8)",
         }
     }

@@ -1,7 +1,7 @@
 //! Weights become a bundle (natively, once), and a bundle becomes modules (anywhere):
 //!
 //! npm tarball → [`tfjs`] (model.json + shards → Keras-named f32 tensors) → [`fold`] (batch-norm
-//! into conv, HWIO → OIHW) → [`quant`] (int8 per output channel) → [`bundle`] (safetensors files
+//! into conv, HWIO → OIHW) → `model::quant` (int8 per output channel) → [`bundle`] (safetensors files
 //! + `manifest.json` with sizes and sha256) → verified, dequantized → `model`.
 
 pub mod bundle;
@@ -10,8 +10,6 @@ pub mod dir;
 pub mod fold;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod import;
-/// Moved into `model`, which computes with it; kept here by name for the weights pipeline.
-pub use crate::model::quant;
 pub mod tfjs;
 
 pub use bundle::{HeadEntry, Manifest, Precision, WeightsError};

@@ -43,7 +43,7 @@ thread_local! {
     /// through ~100 MB of activations and im2col matrices, and zeroing fresh memory for each
     /// cost more than the largest convolution.
     static SPARE: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
-    static SPARE_BYTES: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE_U8: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Pooled for f32 {
@@ -54,7 +54,7 @@ impl Pooled for f32 {
 
 impl Pooled for u8 {
     fn with_spare<R>(f: impl FnOnce(&mut Vec<Vec<Self>>) -> R) -> R {
-        SPARE_BYTES.with_borrow_mut(f)
+        SPARE_U8.with_borrow_mut(f)
     }
 }
 

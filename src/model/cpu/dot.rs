@@ -1,7 +1,7 @@
 //! int8 matrix products of the int8 backbone (`quantized`): u8 activations times i8 weights,
 //! summed in i32. Integer sums are exact, so every kernel gives the same bits: the kernel (and
-//! the thread count) changes the speed, never the answer. With this module's callers in
-//! `product`, every `unsafe` of the int8 path is here.
+//! the thread count) changes the speed, never the answer. The kernels' `unsafe` is here; their
+//! callers' (output strips for each thread) in `product`.
 //!
 //! The kernel is chosen at run time ([`Int8Kernel::best`]): AVX-512 VNNI (`vpdpbusd`, 64
 //! products per instruction), AVX2 (`vpmaddwd` on bytes widened to i16), wasm SIMD128
@@ -115,13 +115,17 @@ impl PackedInt8 {
     }
 
     fn panel(&self, p: usize) -> &[i8] {
-        &self.data[p * self.depth * PANEL..][..self.depth * PANEL]
+        &self.panels_from(p)[..self.depth * PANEL]
+    }
+
+    /// Panel `p` and all after it (a kernel reading several panels needs a pointer into all).
+    fn panels_from(&self, p: usize) -> &[i8] {
+        &self.data[p * self.depth * PANEL..]
     }
 }
 
 /// `out[r, c] = Σ_k a[r·lda + k] · b[k, 16·first_panel + c]` for `rows` rows and the columns of
 /// `panels` panels; `out` is `rows x 16·panels`, row-major, overwritten.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn product(
     kernel: Int8Kernel,
     (a, lda): (&[u8], usize),
@@ -183,6 +187,7 @@ fn portable(
     }
 }
 
+#[allow(unused_macros)] // Only the SIMD kernels use it.
 /// Calls `$tile::<MR>` (or `$tile::<MR, NV>`) for the run-time row count `$mr`, one of those
 /// listed.
 macro_rules! by_rows {
@@ -209,8 +214,8 @@ mod x86 {
     /// Tiles of 6 rows x 4 panels (24 accumulators of the 32 registers).
     ///
     /// # Safety
-    /// AVX-512 VNNI; `a` holds `rows` rows of `b.depth` bytes at stride `lda`, `out` holds
-    /// `rows x 16·panels`.
+    /// AVX-512 VNNI; `a` holds `rows` rows of `b.depth` bytes at stride `lda`, `b` has the
+    /// panels `first_panel..first_panel + panels`, `out` holds `rows x 16·panels`.
     pub(super) unsafe fn vnni(
         a: *const u8,
         lda: usize,
@@ -224,7 +229,7 @@ mod x86 {
         let mut p = 0;
         while p < panels {
             let nv = if panels - p >= 4 { 4 } else { 1 };
-            let w = b.panel(first_panel + p).as_ptr();
+            let w = b.panels_from(first_panel + p).as_ptr();
             let mut r = 0;
             while r < rows {
                 let mr = (rows - r).min(6);
@@ -358,7 +363,7 @@ mod wasm {
     /// browsers map SIMD128 onto.
     ///
     /// # Safety
-    /// `a` holds `rows` rows of `b.depth` bytes at stride `lda`, `out` holds `rows x 16·panels`.
+    /// As for the VNNI kernel (`x86::vnni`), without its instructions.
     pub(super) unsafe fn simd128(
         a: *const u8,
         lda: usize,

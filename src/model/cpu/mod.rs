@@ -14,8 +14,8 @@
 //! - The 3x3 layers of stages 2–4 use Winograd's algorithm instead (see `winograd`).
 //! - Or, in [`Arithmetic::Int8`], every convolution after the stem multiplies the int8 weights
 //!   with u8 activations in i32 (see `quantized` and `dot`).
-//! - Natively every step runs on all cores (rayon); in the browser it is single-threaded and
-//!   `gemm` uses wasm SIMD128.
+//! - Natively every step runs on all cores (rayon); in the browser it is single-threaded, with
+//!   wasm SIMD128 (`gemm`'s f32 kernels, `dot`'s int8 one).
 
 mod activations;
 mod conv;
@@ -95,13 +95,6 @@ impl CpuResNet50 {
             ),
         };
         Ok(Self { stem, blocks })
-    }
-
-    pub fn arithmetic(&self) -> Arithmetic {
-        match self.blocks {
-            Blocks::F32(_) => Arithmetic::F32,
-            Blocks::Int8(..) => Arithmetic::Int8,
-        }
     }
 
     /// The int8 kernel in use ([`Int8Kernel::best`] unless set), in [`Arithmetic::Int8`].

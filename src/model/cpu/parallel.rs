@@ -1,4 +1,5 @@
-//! The one place where native and browser builds differ in the CPU backbone: natively every
+//! Where native and browser builds differ in how the CPU backbone runs (the int8 kernels'
+//! instructions differ too: `dot`, `simd`): natively every
 //! pass runs on all cores (rayon); in the browser, one by one (no threads without cross-origin
 //! isolation).
 

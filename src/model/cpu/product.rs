@@ -1,7 +1,8 @@
 //! Matrix products on `gemm` (f32) and on `dot` (int8), split across cores, and their
-//! epilogue (bias, residual, ReLU). Every `unsafe` of the CPU backbone is here or in `dot`:
-//! `gemm` takes raw pointers and strides, and some splits hand each core a strided block of
-//! one output that no safe slice can describe.
+//! epilogue (bias, residual, ReLU). The `unsafe` of the products is here and in `dot` (`simd`
+//! and `quantized` have one call each, for instructions chosen at run time): `gemm` takes raw
+//! pointers and strides, and some splits hand each core a strided block of one output that no
+//! safe slice can describe.
 
 use super::dot::{Int8Kernel, PANEL, PackedInt8, product as int8_product};
 use super::parallel::{for_each_chunk, for_each_item, map_items, threads};
@@ -78,7 +79,7 @@ thread_local! {
 }
 
 /// `out[rows, cout] = dequantize(a[rows, depth] · weights)`, `a` u8 rows at stride `lda`:
-/// the i32 sums of each tile (48 rows x 64 columns, all tiles spread over the cores) are
+/// the i32 sums of each tile (48 rows or more x 64 columns, tiles spread over the cores) are
 /// handed to `finish(strip, sums, row, first column)`, which writes that row's f32 strip while
 /// both are in cache and returns a maximum. Returns the largest of them (0 if none).
 pub(super) fn int8_matmul(

@@ -39,7 +39,18 @@ impl Drop for Quantized {
 
 /// Quantize `x`, whose values are all ≥ 0 and at most `max`: the largest maps to 255.
 pub(super) fn quantize(x: &Activations, max: f32) -> Quantized {
-    let scale = if max > 0.0 { max / 255.0 } else { 1.0 };
+    debug_assert!(
+        x.data
+            .iter()
+            .all(|v| v.to_bits() <= f32::INFINITY.to_bits()),
+        "≥ 0"
+    );
+    // A maximum under the smallest normal float would make an infinite inverse.
+    let scale = if max >= f32::MIN_POSITIVE {
+        max / 255.0
+    } else {
+        1.0
+    };
     let inverse = 1.0 / scale;
     let mut data = buffer(x.data.len());
     let len = x.c * ROWS_PER_TASK * 16;
@@ -60,10 +71,11 @@ widest! {
     /// `q = round(v · inverse)`, half up, saturating at 0 and 255.
     fn quantize_into(q: &mut [u8], values: &[f32], inverse: f32) -> () {
         for (q, &v) in q.iter_mut().zip(values) {
-            // Clamped first (a NaN becomes 255 or 0: `clamp` would keep it), so the conversion
-            // is in range.
-            #[allow(clippy::manual_clamp)]
-            let v = (v * inverse + 0.5).min(255.0).max(0.0);
+            // Clamped first by comparisons (a NaN becomes 255; `min`/`max` would keep this loop
+            // scalar in wasm, `clamp` would keep the NaN), so the conversion is in range.
+            let v = v * inverse + 0.5;
+            let v = if v < 255.0 { v } else { 255.0 };
+            let v = if v > 0.0 { v } else { 0.0 };
             // SAFETY: v is finite and within 0..=255.
             *q = unsafe { v.to_int_unchecked::<i32>() } as u8;
         }
@@ -131,8 +143,13 @@ impl Int8Conv {
         }
     }
 
+    /// A 1x1 stride-1 convolution multiplies the activations as they lie, without im2col.
+    fn is_direct(&self) -> bool {
+        self.kernel == 1 && self.window.stride == 1
+    }
+
     pub(super) fn algorithm(&self) -> &'static str {
-        if self.kernel == 1 && self.window.stride == 1 {
+        if self.is_direct() {
             "int8 product"
         } else {
             "int8 im2col"
@@ -157,7 +174,7 @@ impl Int8Conv {
             );
         }
         let rows = x.n * h * w;
-        let (a, lda): (Cow<[u8]>, usize) = if self.kernel == 1 && self.window.stride == 1 {
+        let (a, lda): (Cow<[u8]>, usize) = if self.is_direct() {
             (Cow::Borrowed(&x.data), x.c)
         } else {
             let depth = self.weights.depth();
