@@ -221,7 +221,7 @@ mod tests {
 
     use super::*;
     use crate::model::NamedTensors;
-    use crate::model::cpu::testing::{assert_close, burn_tensor, values};
+    use crate::model::cpu::testing::{assert_close, burn_tensor, conv_spec, values};
     use crate::model::resnet;
 
     /// Each convolution shape ResNet50 has, against burn's own Conv2d (+ bias, residual, ReLU).
@@ -247,15 +247,7 @@ mod tests {
             cases.iter().enumerate()
         {
             let seed = i as u32 * 10;
-            let spec = ConvSpec {
-                name: if projection { "res9a_branch1" } else { "c" }.into(),
-                batch_norm: "bn".into(),
-                in_channels: cin,
-                out_channels: cout,
-                kernel: k,
-                stride,
-                padding,
-            };
+            let spec = conv_spec([cin, cout, k, stride, padding], projection);
             let weight = values(cout * cin * k * k, seed + 1);
             let bias = values(cout, seed + 2);
             let mut tensors = NamedTensors::from([

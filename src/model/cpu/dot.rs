@@ -205,11 +205,20 @@ macro_rules! by_rows {
     };
 }
 
+/// `rows` in groups of `size` (the last one shorter): `(first row, rows in the group)`, for
+/// the kernels' tiles of a fixed row count and their remainder.
+#[allow(dead_code)] // Only the SIMD kernels use it.
+fn row_groups(rows: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..rows)
+        .step_by(size)
+        .map(move |r| (r, size.min(rows - r)))
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{PANEL, PackedInt8};
+    use super::{PANEL, PackedInt8, row_groups};
 
     /// Tiles of 6 rows x 4 panels (24 accumulators of the 32 registers).
     ///
@@ -230,9 +239,7 @@ mod x86 {
         while p < panels {
             let nv = if panels - p >= 4 { 4 } else { 1 };
             let w = b.panels_from(first_panel + p).as_ptr();
-            let mut r = 0;
-            while r < rows {
-                let mr = (rows - r).min(6);
+            for (r, mr) in row_groups(rows, 6) {
                 // SAFETY: rows r..r+mr and panels p..p+nv are in bounds (caller's promise).
                 unsafe {
                     let (x, o) = (a.add(r * lda), out.as_mut_ptr().add(r * ldo + p * PANEL));
@@ -242,7 +249,6 @@ mod x86 {
                         by_rows!(mr, vnni_tile, nv = 1, (x, lda, w, stride, groups, o, ldo), [1 2 3 4 5 6]);
                     }
                 }
-                r += mr;
             }
             p += nv;
         }
@@ -298,15 +304,12 @@ mod x86 {
         let (groups, ldo) = (b.depth / 4, panels * PANEL);
         for p in 0..panels {
             let w = b.panel(first_panel + p).as_ptr();
-            let mut r = 0;
-            while r < rows {
-                let mr = (rows - r).min(2);
+            for (r, mr) in row_groups(rows, 2) {
                 // SAFETY: rows r..r+mr of panel p are in bounds (caller's promise).
                 unsafe {
                     let (x, o) = (a.add(r * lda), out.as_mut_ptr().add(r * ldo + p * PANEL));
                     by_rows!(mr, avx2_tile, (x, lda, w, groups, o, ldo), [1 2]);
                 }
-                r += mr;
             }
         }
     }
@@ -357,7 +360,7 @@ mod x86 {
 mod wasm {
     use core::arch::wasm32::*;
 
-    use super::{PANEL, PackedInt8};
+    use super::{PANEL, PackedInt8, row_groups};
 
     /// Tiles of 2 rows x 8 columns (half a panel): 8 accumulators, within the 16 registers
     /// browsers map SIMD128 onto.
@@ -377,16 +380,13 @@ mod wasm {
         for p in 0..panels {
             for half in 0..2 {
                 let w = b.panel(first_panel + p)[half * 32..].as_ptr();
-                let mut r = 0;
-                while r < rows {
-                    let mr = (rows - r).min(2);
+                for (r, mr) in row_groups(rows, 2) {
                     // SAFETY: rows r..r+mr, 8 columns of panel p (caller's promise).
                     unsafe {
                         let x = a.add(r * lda);
                         let o = out.as_mut_ptr().add(r * ldo + p * PANEL + half * 8);
                         by_rows!(mr, simd128_tile, (x, lda, w, groups, o, ldo), [1 2]);
                     }
-                    r += mr;
                 }
             }
         }

@@ -160,8 +160,9 @@ impl CpuResNet50 {
             self.stem.algorithm(),
             self.stem.kernel,
             &x,
-            || self.stem.forward(&x, None),
-        );
+            || (self.stem.forward(&x, None), 0.0),
+        )
+        .0;
         let mut x = max_pool_3x3_stride_2(&x);
         match &self.blocks {
             Blocks::F32(blocks) => {
@@ -173,8 +174,9 @@ impl CpuResNet50 {
                             conv.algorithm(),
                             conv.kernel,
                             x,
-                            || conv.forward(x, residual),
+                            || (conv.forward(x, residual), 0.0),
                         )
+                        .0
                     };
                     let shortcut = block.projection.as_ref().map(|p| run(p, &x, None));
                     let y = run(&block.reduce, &x, None);
@@ -220,21 +222,22 @@ impl CpuResNet50 {
     }
 }
 
-/// Run one convolution, `work`, recording its time when timing.
-fn timed<T: Outputs>(
+/// Run one convolution, `work` (its output, and in int8 its maximum), recording its time when
+/// timing.
+fn timed(
     timing: &mut Timing,
     name: &str,
     algorithm: &'static str,
     kernel: usize,
     x: &Activations,
-    work: impl FnOnce() -> T,
-) -> T {
+    work: impl FnOnce() -> (Activations, f32),
+) -> (Activations, f32) {
     let Some((clock, record)) = timing else {
         return work();
     };
     let started = clock();
     let out = work();
-    let y = out.activations();
+    let y = &out.0;
     record(LayerTime {
         name: name.to_string(),
         algorithm,
@@ -244,23 +247,6 @@ fn timed<T: Outputs>(
         seconds: clock() - started,
     });
     out
-}
-
-/// A convolution's result: its activations (and, in int8, their maximum).
-trait Outputs {
-    fn activations(&self) -> &Activations;
-}
-
-impl Outputs for Activations {
-    fn activations(&self) -> &Activations {
-        self
-    }
-}
-
-impl Outputs for (Activations, f32) {
-    fn activations(&self) -> &Activations {
-        &self.0
-    }
 }
 
 /// One convolution's time in one forward pass (see [`CpuResNet50::forward_timed`]).

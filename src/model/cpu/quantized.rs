@@ -268,7 +268,7 @@ fn finish<const SKIP: bool, const RELU: bool>(
 mod tests {
     use super::*;
     use crate::model::cpu::conv::PackedConv;
-    use crate::model::cpu::testing::values;
+    use crate::model::cpu::testing::{conv_spec, values};
 
     /// Each int8 convolution shape ResNet50 has, against the f32 convolution on the same
     /// (dequantized) weights and input: the only differences are the rounding of weights and
@@ -288,15 +288,7 @@ mod tests {
             cases.iter().enumerate()
         {
             let seed = 100 + i as u32 * 10;
-            let spec = ConvSpec {
-                name: if projection { "res9a_branch1" } else { "c" }.into(),
-                batch_norm: "bn".into(),
-                in_channels: cin,
-                out_channels: cout,
-                kernel: k,
-                stride,
-                padding,
-            };
+            let spec = conv_spec([cin, cout, k, stride, padding], projection);
             let weight = values(cout * cin * k * k, seed + 1);
             let bias = values(cout, seed + 2);
             let int8 = Int8Conv::pack(&spec, &weight, bias.clone());

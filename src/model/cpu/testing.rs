@@ -3,6 +3,24 @@
 use burn::prelude::*;
 
 use super::activations::Activations;
+use crate::model::resnet::ConvSpec;
+
+/// A test convolution: `[in, out, kernel, stride, padding]`, a projection shortcut (no ReLU)
+/// or not.
+pub(super) fn conv_spec(
+    [cin, cout, kernel, stride, padding]: [usize; 5],
+    projection: bool,
+) -> ConvSpec {
+    ConvSpec {
+        name: if projection { "res9a_branch1" } else { "c" }.into(),
+        batch_norm: "bn".into(),
+        in_channels: cin,
+        out_channels: cout,
+        kernel,
+        stride,
+        padding,
+    }
+}
 
 /// Deterministic values in [-1, 1).
 pub(super) fn values(len: usize, seed: u32) -> Vec<f32> {
