@@ -10,8 +10,11 @@
 //
 // On the CPU, onnxruntime-web runs twice: single-threaded from a plain page, and with --threads
 // wasm threads (default: this machine's cores) from a page served cross-origin isolated
-// (COOP/COEP, which wasm threads need; the page checks `crossOriginIsolated`). lucy's page is
-// served as a static host serves it (not isolated) unless --isolate-lucy. The checked input is
+// (COOP/COEP, which wasm threads need; the page checks `crossOriginIsolated`). lucy runs the
+// same two ways: one thread (`?threads=1`), and its threaded model on --threads cores. Its page
+// is served as a static host serves it, without COOP/COEP, so on a first visit its service
+// worker reloads it once to isolate it (counted in its first prediction); --isolate-lucy
+// serves it with the headers, as scripts/serve does. The checked input is
 // the coffee reference tensor; all must give the same top-1 before anything is timed. WebGPU
 // runs on Chromium's SwiftShader software adapter here: its ratio is meaningful, its absolute
 // times are not.
@@ -81,13 +84,14 @@ async function browser(webgpu) {
   });
 }
 
-/// lucy: time from opening the page to the first answer, then warm classify() calls.
-async function lucy(backend, runs) {
+/// lucy on `backend` (on the CPU with `threads` threads): time from opening the page to the
+/// first answer, then warm classify() calls.
+async function lucy(backend, threads, runs) {
   const b = await browser(backend === "webgpu");
   try {
     const page = await b.newPage();
     const started = Date.now();
-    await page.goto(`${base}/lucy/?backend=${backend}`);
+    await page.goto(`${base}/lucy/?backend=${backend}${threads === 1 ? "&threads=1" : ""}`);
     await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 300_000 });
     // First prediction: the photo through the page as a user gives it (decode + preprocess +
     // model + top-5 in the model's worker), counted from opening the page.
@@ -95,8 +99,8 @@ async function lucy(backend, runs) {
     await page.waitForFunction(() => document.querySelector(".result")?.dataset.state === "done", null, { timeout: 300_000 });
     const firstPredictionMs = Date.now() - started;
     const running = await page.getAttribute("#backend", "data-backend");
-    const isolatedPage = await page.evaluate(() => crossOriginIsolated);
-    if (isolatedPage !== isolateLucy) throw new Error(`lucy's page: crossOriginIsolated is ${isolatedPage}`);
+    const runningThreads = Number(await page.getAttribute("#backend", "data-threads"));
+    if (backend === "cpu" && runningThreads !== threads) throw new Error(`lucy ran ${runningThreads} threads, not ${threads}`);
     return await page.evaluate(async ({ runs }) => {
       const photo = new Uint8Array(await (await fetch("/fixtures/skimage_coffee.png")).arrayBuffer());
       // Warm: the model alone on the photo prepared once, timed in the worker (as
@@ -158,17 +162,17 @@ const median = (xs) => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const rows = [];
-// lucy's backend, then onnxruntime-web's configurations raced against it: [execution provider,
-// threads, label]. Each round times lucy once, then each configuration.
+// lucy's backend and threads, then onnxruntime-web's configurations raced against it:
+// [execution provider, threads, label]. Each round times lucy once, then each configuration.
 const pairs = [
-  ["cpu", runs, [["wasm", 1, "CPU / wasm, ort-web 1 thread"],
-    ...(threads > 1 ? [["wasm", threads, `CPU / wasm, ort-web ${threads} threads (cross-origin isolated)`]] : [])]],
-  ["webgpu", Math.min(runs, 3), [["webgpu", 1, "WebGPU (SwiftShader)"]]],
+  ["cpu", 1, runs, [["wasm", 1, "CPU / wasm, 1 thread each"]]],
+  ...(threads > 1 ? [["cpu", threads, runs, [["wasm", threads, `CPU / wasm, ${threads} threads each (cross-origin isolated)`]]]] : []),
+  ["webgpu", 1, Math.min(runs, 3), [["webgpu", 1, "WebGPU (SwiftShader)"]]],
 ];
-for (const [lucyBackend, n, configs] of pairs.filter(([b]) => backends.includes(b))) {
+for (const [lucyBackend, lucyThreads, n, configs] of pairs.filter(([b]) => backends.includes(b))) {
   const results = configs.map(() => []);
   for (let round = 0; round < rounds; round++) {
-    const ours = await lucy(lucyBackend, n);
+    const ours = await lucy(lucyBackend, lucyThreads, n);
     if (ours.backend !== lucyBackend) throw new Error(`lucy ran on ${ours.backend}, not ${lucyBackend}`);
     for (const [i, [ep, t, label]] of configs.entries()) {
       const theirs = await ort(ep, t, n);
@@ -193,6 +197,6 @@ const table = [
 console.log(table);
 if (write) {
   const version = JSON.parse(fs.readFileSync(path.join(here, "node_modules/onnxruntime-web/package.json"))).version;
-  const header = `\n## ${new Date().toISOString().slice(0, 10)} — headless Chromium (Debian), ${os.availableParallelism()} cores, onnxruntime-web ${version}; lucy's page ${isolateLucy ? "cross-origin isolated" : "not cross-origin isolated"}\n\nCommand: \`node bench/browser_peers.mjs ${args.join(" ")}\` (median of warm runs, then median over ${rounds} rounds; each ratio is the median of the rounds' ratios; both time the model alone on a prepared input (lucy in its worker); first prediction includes loading the page or session and the model from a local server; top-1 checked equal first; ort-web's threaded configuration runs from a cross-origin isolated page, checked)\n\n`;
+  const header = `\n## ${new Date().toISOString().slice(0, 10)} — headless Chromium (Debian), ${os.availableParallelism()} cores, onnxruntime-web ${version}; lucy's page ${isolateLucy ? "served with COOP/COEP" : "served without COOP/COEP (its service worker isolates it)"}\n\nCommand: \`node bench/browser_peers.mjs ${args.join(" ")}\` (median of warm runs, then median over ${rounds} rounds; each ratio is the median of the rounds' ratios; both time the model alone on a prepared input (lucy in its worker); first prediction includes loading the page or session and the model from a local server; top-1 checked equal first; ort-web's threaded configuration runs from a cross-origin isolated page, checked)\n\n`;
   fs.appendFileSync(write, header + table + "\n");
 }

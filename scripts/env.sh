@@ -73,9 +73,22 @@ have_shared() {
   [ -d "$LUCY_SHARED/fixtures/resnet50-reference" ] && [ -d "$LUCY_SHARED/data/catsdogs/train" ]
 }
 
+# Two builds need a nightly compiler, pinned so a new nightly never breaks the suite: the
+# threaded model (scripts/build_threads rebuilds std with atomics, from rust-src) and fuzzing.
+NIGHTLY=nightly-2026-05-20
+THREADS_TOOLCHAIN="$NIGHTLY"
+ensure_threads_toolchain() {
+  if ! rustup run "$THREADS_TOOLCHAIN" rustc --version >/dev/null 2>&1; then
+    rustup toolchain install "$THREADS_TOOLCHAIN" --profile minimal
+  fi
+  if ! rustup component list --toolchain "$THREADS_TOOLCHAIN" --installed | grep -q '^rust-src'; then
+    rustup component add rust-src --toolchain "$THREADS_TOOLCHAIN"
+  fi
+}
+
 # Fuzzing (cargo-fuzz, libFuzzer with AddressSanitizer) needs a nightly compiler: pinned, so a
 # new nightly never breaks the suite. Its builds get their own target dir (other flags).
-FUZZ_TOOLCHAIN=nightly-2026-05-20
+FUZZ_TOOLCHAIN="$NIGHTLY"
 CARGO_FUZZ_VERSION=0.13.2
 FUZZ_TARGET_DIR="$CARGO_TARGET_DIR/fuzz"
 ensure_fuzz() {

@@ -4,8 +4,9 @@
    manifest listing just those — not the 94 MB f32 backbone, which only the CLI uses.
 2. Put the sha256 of each inline <script> (Trunk's wasm loader) into the Content-Security-
    Policy in place of TRUNK_LOADER_HASH, so the policy can forbid every other inline script.
-3. Write the app shell's file list (everything but the weights) into sw.js, which keeps those
-   files on install: one visit is enough to work offline.
+3. Write the app shell's file list (everything but the weights and the model wasms) into sw.js,
+   which keeps those files on install, and the model wasms' names, which it keeps once fetched:
+   one visit is enough to work offline.
 """
 
 import base64
@@ -70,13 +71,20 @@ shell_paths = sorted(
     p for p in staging.rglob("*")
     if p.is_file() and p.relative_to(staging).parts[0] != "weights" and p.name != "sw.js"
 )
-shell = ["./"] + [p.relative_to(staging).as_posix() for p in shell_paths]
+# The model wasms (WebGPU + one thread; the threaded CPU one) are kept when first fetched, not
+# on install: a visitor downloads only the one their browser runs.
+models = [p for p in shell_paths if re.fullmatch(r"lucy-model.*_bg\.wasm", p.name)]
+if len(models) != 2:
+    raise SystemExit(f"expected the two model wasms in the site, found {[p.name for p in models]}")
+shell = ["./"] + [p.relative_to(staging).as_posix() for p in shell_paths if p not in models]
 version = hashlib.sha256()
 for p in shell_paths:
     version.update(p.relative_to(staging).as_posix().encode() + b"\0" + p.read_bytes())
 text = sw.read_text()
-if "/* SHELL_FILES */" not in text or "/* VERSION */" not in text:
-    raise SystemExit("static/sw.js lacks its /* SHELL_FILES */ or /* VERSION */ placeholder")
+for placeholder in ["/* SHELL_FILES */", "/* MODEL_FILES */", "/* VERSION */"]:
+    if placeholder not in text:
+        raise SystemExit(f"static/sw.js lacks its {placeholder} placeholder")
 text = text.replace("/* SHELL_FILES */", ", ".join(json.dumps(f) for f in shell))
+text = text.replace("/* MODEL_FILES */", ", ".join(json.dumps(p.name) for p in models))
 sw.write_text(text.replace("/* VERSION */", version.hexdigest()[:16]))
-print(f"finish_site: the service worker keeps {len(shell)} shell files for offline use")
+print(f"finish_site: the service worker keeps {len(shell)} shell files, and the model wasm a visitor uses")

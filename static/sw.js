@@ -1,13 +1,20 @@
-// Offline support for the app shell (HTML, both wasm modules and their scripts, CSS, icons).
-// scripts/finish_site.py writes in, at build time, the shell's file list and a version made
-// from their contents. On install every shell file is kept, so one visit is enough to work
-// offline; shell files are then served from that copy (cache first), and a new build (a new
+// Offline support for the app shell (HTML, the wasm modules and their scripts, CSS, icons).
+// scripts/finish_site.py writes in, at build time, the shell's file list, the model wasms'
+// names and a version made from their contents. On install every shell file is kept; a model
+// wasm (WebGPU and one thread, 31 MB; or the threaded CPU one) is kept when the model's worker
+// first fetches it, so a visitor downloads only the one their browser runs, once. One visit is
+// enough to work offline. Files are served from that copy (cache first), and a new build (a new
 // version) replaces it as a whole. The page waits for this worker before it starts the model's
-// worker, so the 30 MB model wasm is downloaded once, by the install, and compiled once, in
-// the model's worker. The weights are not handled here: the page keeps them in the Cache API
-// itself, verified by sha256.
+// worker, so that fetch goes through here. The weights are not handled here: the page keeps
+// them in the Cache API itself, verified by sha256.
+//
+// Cross-origin isolation on any static host: everything this worker serves carries COOP and
+// COEP, which a plain static host cannot send. An isolated page may share memory between
+// threads (the threaded CPU model); the page reloads once on a first visit to become so
+// (web::ui::offline). The site loads nothing from other origins, so COEP blocks nothing.
 const SHELL = "lucy-app-/* VERSION */";
 const SHELL_FILES = [/* SHELL_FILES */];
+const MODEL_FILES = [/* MODEL_FILES */];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
@@ -39,7 +46,22 @@ self.addEventListener("fetch", (event) => {
     (async () => {
       // The page's address with any ?query is the shell's index.
       const cached = await caches.match(request, { cacheName: SHELL, ignoreSearch: request.mode === "navigate" });
-      return cached ?? fetch(request);
+      if (cached) return isolating(cached);
+      const response = await fetch(request);
+      const name = url.pathname.slice(url.pathname.lastIndexOf("/") + 1);
+      if (response.ok && MODEL_FILES.includes(name)) {
+        // Kept whole or not at all: a download cut short fails the put.
+        const copy = response.clone();
+        event.waitUntil(caches.open(SHELL).then((cache) => cache.put(request, copy)));
+      }
+      return isolating(response);
     })(),
   );
 });
+
+function isolating(response) {
+  const headers = new Headers(response.headers);
+  headers.set("Cross-Origin-Opener-Policy", "same-origin");
+  headers.set("Cross-Origin-Embedder-Policy", "require-corp");
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+}

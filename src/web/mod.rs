@@ -4,6 +4,9 @@
 //!   the weights, the camera, results. No model code is linked into it.
 //! - `lucy-model` (feature `model`, [`worker`]): the classifier in a Web Worker, loaded and
 //!   compiled once, there only.
+//! - `lucy-model-threads` (feature `threads`, [`worker`] without WebGPU): the same worker
+//!   computing on the CPU with several threads, for pages that are cross-origin isolated. A
+//!   second wasm with shared memory (scripts/build_threads: nightly, `-Z build-std`).
 //!
 //! They talk through [`protocol`]. Everything that must match native (verifying weights,
 //! decoding and preprocessing photos, the model, top-K) is the core's Rust, shared as is.
@@ -11,5 +14,5 @@
 pub mod protocol;
 #[cfg(feature = "page")]
 pub mod ui;
-#[cfg(feature = "model")]
+#[cfg(feature = "worker")]
 pub mod worker;

@@ -60,6 +60,17 @@ impl Backend {
         }
     }
 
+    /// The badge: the backend, and on the CPU how many threads compute.
+    pub fn badge(self, threads: usize) -> String {
+        match self {
+            Backend::WebGpu => self.describe().to_string(),
+            Backend::Cpu => {
+                let plural = if threads == 1 { "" } else { "s" };
+                format!("CPU (wasm, int8, {threads} thread{plural})")
+            }
+        }
+    }
+
     /// The `data-backend` attribute and `?backend=` value.
     pub fn key(self) -> &'static str {
         match self {
@@ -71,9 +82,11 @@ impl Backend {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
-    /// The backend that really runs (WebGPU that fails to start falls back to the CPU).
+    /// The backend that really runs (WebGPU that fails to start falls back to the CPU), and
+    /// the threads the CPU computes on.
     Created {
         backend: Backend,
+        threads: usize,
         labels: Vec<String>,
     },
     HeadSet {

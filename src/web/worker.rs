@@ -29,6 +29,19 @@ struct Model {
 
 type Queue = Rc<RefCell<VecDeque<Envelope<Request>>>>;
 
+/// The threaded model's pool: `initThreadPool(n)`, exported to its loader, starts `n` Web
+/// Workers for rayon's global pool.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// The threaded model's entry: its loader (static/lucy-model-threads_loader.js) calls it once
+/// rayon's pool of Web Workers runs.
+#[cfg(feature = "threads")]
+#[wasm_bindgen(js_name = startWorker)]
+pub fn start_worker() {
+    start();
+}
+
 /// Install the message handler, then tell the page the worker is ready (messages posted
 /// before that would be lost while the wasm compiles).
 pub fn start() {
@@ -225,7 +238,11 @@ async fn reply_without_payload(
                     fail_after,
                     answered: 0,
                 };
-                Reply::Created { backend, labels }
+                Reply::Created {
+                    backend,
+                    threads: crate::model::cpu_threads(),
+                    labels,
+                }
             }
             Err(e) => backend_error(format!("the model could not be built: {e}")),
         };
@@ -295,6 +312,7 @@ async fn create(
     head: &[u8],
 ) -> Result<(Classifier, Backend), String> {
     let (device, backend) = match backend {
+        #[cfg(feature = "model")]
         Backend::WebGpu => match Device::wgpu_options().init_async().await {
             Ok(device) => (device, Backend::WebGpu),
             Err(e) => {
@@ -304,6 +322,9 @@ async fn create(
                 (Device::flex(), Backend::Cpu)
             }
         },
+        // The threaded build has no WebGPU (the page asks it for the CPU only).
+        #[cfg(not(feature = "model"))]
+        Backend::WebGpu => (Device::flex(), Backend::Cpu),
         Backend::Cpu => (Device::flex(), Backend::Cpu),
     };
     let backbone = load_backbone("backbone", backbone, &device).map_err(|e| e.to_string())?;

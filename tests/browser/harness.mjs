@@ -47,8 +47,9 @@ function resolve(pathname) {
   return null;
 }
 
-/// A server of its own: `requests` lists every path asked for, in order.
-export async function startServer() {
+/// A server of its own: `requests` lists every path asked for, in order. A plain static host
+/// by default; `isolating` sends COOP/COEP as scripts/serve does.
+export async function startServer({ isolating = false } = {}) {
   const requests = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, "http://x");
@@ -58,7 +59,12 @@ export async function startServer() {
       res.writeHead(404).end("not found");
       return;
     }
-    res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" });
+    const headers = { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" };
+    if (isolating) {
+      headers["cross-origin-opener-policy"] = "same-origin";
+      headers["cross-origin-embedder-policy"] = "require-corp";
+    }
+    res.writeHead(200, headers);
     fs.createReadStream(file).pipe(res);
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -83,8 +89,9 @@ export function serveSite() {
 
 /// `camera`: a y4m file the fake camera shows (permission granted), "pattern" (Chromium's own
 /// moving test pattern: every frame differs), or "denied" (a fake camera whose permission
-/// prompt is denied).
-export async function launch({ webgpu = false, camera = null, userDataDir = null } = {}) {
+/// prompt is denied). `serviceWorkers: "block"`: a browser where the site's service worker
+/// never runs (so the page is never cross-origin isolated on a plain host).
+export async function launch({ webgpu = false, camera = null, userDataDir = null, serviceWorkers = "allow" } = {}) {
   const args = [...BASE_ARGS];
   if (webgpu) args.push("--enable-unsafe-webgpu");
   if (camera === "denied") {
@@ -100,6 +107,7 @@ export async function launch({ webgpu = false, camera = null, userDataDir = null
     args,
     // Playwright adds --disable-gpu, which hides WebGPU; keep it only for the no-WebGPU browser.
     ignoreDefaultArgs: webgpu ? ["--disable-gpu"] : [],
+    serviceWorkers,
   };
   const dir = userDataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "lucy-chromium-"));
   const context = await chromium.launchPersistentContext(dir, options);

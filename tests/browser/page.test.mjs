@@ -94,8 +94,27 @@ async function mapCost(page, runs) {
 // ---------- tests ---------------------------------------------------------------------------
 
 const MODEL_WASM = "/lucy/lucy-model_bg.wasm";
+const THREADED_WASM = "/lucy/lucy-model-threads_bg.wasm";
 
-test("no WebGPU: CPU badge, the cat recognised, the model wasm fetched and compiled once, cached on the second visit", async () => {
+/// The badge of the CPU backend on `threads` threads.
+function cpuBadge(threads) {
+  return `CPU (wasm, int8, ${threads} thread${threads === 1 ? "" : "s"})`;
+}
+
+/// How the page's document came: "navigate", or "reload".
+async function navigationType(page) {
+  return page.evaluate(() => performance.getEntriesByType("navigation")[0].type);
+}
+
+/// The page is cross-origin isolated, and the CPU model computes on every core the browser has.
+async function assertThreaded(page) {
+  const [isolated, cores] = await page.evaluate(() => [crossOriginIsolated, navigator.hardwareConcurrency]);
+  assert.equal(isolated, true, "cross-origin isolated");
+  assert.equal(await page.textContent("#backend"), cpuBadge(cores));
+  assert.equal(await page.getAttribute("#backend", "data-threads"), String(cores));
+}
+
+test("no WebGPU, a plain static host: one reload makes the page isolated (service worker), the threaded CPU model recognises the cat, its wasm fetched and compiled once, cached on the second visit", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-chromium-"));
   let context = await launch({ userDataDir: dir });
   try {
@@ -104,7 +123,9 @@ test("no WebGPU: CPU badge, the cat recognised, the model wasm fetched and compi
     const first = await openPage(context);
     const { page } = first;
     const firstLoadMs = Date.now() - started;
-    assert.equal(await page.textContent("#backend"), "CPU (wasm, int8)");
+    await assertThreaded(page);
+    // The page reloaded itself once (the service worker then served it with COOP/COEP).
+    assert.equal(await navigationType(page), "reload");
     const weightRequests = requests.filter((r) => r.endsWith(".safetensors"));
     assert.ok(weightRequests.length >= 2, `first visit downloads the weights: ${weightRequests}`);
 
@@ -116,13 +137,13 @@ test("no WebGPU: CPU badge, the cat recognised, the model wasm fetched and compi
     await page.screenshot({ path: path.join(output, "cpu-cat.png"), fullPage: true });
     console.log(`cpu, first visit: ready ${firstLoadMs} ms, first prediction ${firstLoadMs + firstPhotoMs} ms after opening the page`);
 
-    // The 30 MB model is fetched once (the service worker's install; the model's worker gets
-    // it from there), compiled in its worker only: the page's thread compiles just its own.
-    assert.deepEqual(requests.filter((r) => r === MODEL_WASM), [MODEL_WASM]);
+    // The threaded model is fetched once (by its worker, through the service worker, which
+    // keeps it), compiled in its worker only: the page's thread compiles just its own. The
+    // 31 MB WebGPU model is never downloaded.
+    assert.deepEqual(requests.filter((r) => r.endsWith(".wasm") && r.includes("lucy-model")), [THREADED_WASM]);
     const compiled = await page.evaluate(() => window.__wasmCompiled);
     assert.equal(compiled.length, 1, `the page compiled: ${compiled}`);
     assert.match(compiled[0], /lucy-page-[0-9a-f]+_bg\.wasm$/);
-    assert.equal(page.workers().length, 1, "one model worker");
 
     // A text file named .jpg: a readable error, and the next photo still works.
     const bad = await upload(page, path.join(fixtures, "not-a-photo.jpg"));
@@ -145,12 +166,52 @@ test("no WebGPU: CPU badge, the cat recognised, the model wasm fetched and compi
     const cachedReadyMs = Date.now() - t1;
     const again = await upload(second.page, coffee);
     console.log(`cpu, cached visit: ready ${cachedReadyMs} ms, first prediction ${Date.now() - t1} ms after opening the page`);
+    await assertThreaded(second.page);
     assert.deepEqual(requests.filter((r) => r.endsWith(".safetensors") || r.endsWith(".wasm")), []);
     assert.equal(await again.getAttribute("data-top1"), "espresso");
     await assertClean(second.page, second.errors);
   } finally {
     await context.close();
   }
+});
+
+test("without isolation (no service worker, a plain host) the page computes on one thread; a host sending COOP/COEP is isolated at once; both give the threaded page's exact answer", async () => {
+  const answers = [];
+  // 1. Service workers blocked: never isolated, the single-threaded model.
+  let context = await launch({ serviceWorkers: "block" });
+  try {
+    requests.length = 0;
+    const { page, errors } = await openPage(context);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), false);
+    assert.equal(await page.textContent("#backend"), cpuBadge(1));
+    assert.deepEqual(requests.filter((r) => r.endsWith(".wasm") && r.includes("lucy-model")), [MODEL_WASM]);
+    answers.push(await (await upload(page, chelsea)).locator("ol").textContent());
+    await assertClean(page, errors);
+  } finally {
+    await context.close();
+  }
+  // 2. A host that sends COOP/COEP (as scripts/serve does): isolated without a reload.
+  const isolating = await startServer({ isolating: true });
+  context = await launch();
+  try {
+    const { page, errors } = await openPage(context, "", { url: isolating.base });
+    await assertThreaded(page);
+    assert.equal(await navigationType(page), "navigate", "no reload");
+    answers.push(await (await upload(page, chelsea)).locator("ol").textContent());
+    // ?threads=1 on the same isolated page: one thread, to compare.
+    const single = await openPage(context, "?threads=1", { url: isolating.base, page: await context.newPage() });
+    assert.equal(await single.page.textContent("#backend"), cpuBadge(1));
+    answers.push(await (await upload(single.page, chelsea)).locator("ol").textContent());
+    await assertClean(page, errors);
+    await assertClean(single.page, single.errors);
+  } finally {
+    await context.close();
+    isolating.server.close();
+  }
+  // int8 sums are exact: every thread count gives the same probabilities, to the digit.
+  assert.match(answers[0], /Egyptian_cat/);
+  assert.equal(answers[1], answers[0]);
+  assert.equal(answers[2], answers[0]);
 });
 
 test("a photo and a head file given while the page loads wait, shown at once, then are used in order", async () => {
@@ -209,7 +270,7 @@ test("?backend=cpu forces the CPU; a damaged cached file is fetched again", asyn
   const context = await launch({ webgpu: true });
   try {
     const { page, errors } = await openPage(context, "?backend=cpu");
-    assert.equal(await page.textContent("#backend"), "CPU (wasm, int8)");
+    await assertThreaded(page);
     // Damage the cached head, reload: detected, fetched again, still correct.
     await page.evaluate(async () => {
       const cache = await caches.open("lucy-weights-v1");
@@ -267,7 +328,8 @@ test("WebGPU (SwiftShader): the same top-1; WebGPU failing mid-session falls bac
     assert.equal(await after.getAttribute("data-state"), "done");
     assert.equal(await after.getAttribute("data-top1"), "Egyptian_cat");
     assert.match(await after.textContent(), /on CPU \(wasm, int8\)/);
-    assert.equal(await page.textContent("#backend"), "CPU (wasm, int8)");
+    // Not isolated (WebGPU needs no reload): the CPU it falls back to has one thread.
+    assert.equal(await page.textContent("#backend"), cpuBadge(1));
     await assertClean(page, errors);
   } finally {
     await context.close();

@@ -14,8 +14,9 @@
 //! - The 3x3 layers of stages 2–4 use Winograd's algorithm instead (see `winograd`).
 //! - Or, in [`Arithmetic::Int8`], every convolution after the stem multiplies the int8 weights
 //!   with u8 activations in i32 (see `quantized` and `dot`).
-//! - Natively every step runs on all cores (rayon); in the browser it is single-threaded, with
-//!   wasm SIMD128 (`gemm`'s f32 kernels, `dot`'s int8 one).
+//! - Natively every step runs on all cores (rayon); in the browser too when the page is
+//!   cross-origin isolated (the `threads` build, rayon on Web Workers), else on one thread;
+//!   with wasm SIMD128 there (`gemm`'s f32 kernels, `dot`'s int8 one).
 
 mod activations;
 mod conv;
@@ -27,6 +28,7 @@ mod simd;
 mod winograd;
 
 pub use dot::Int8Kernel;
+pub use parallel::threads;
 
 use activations::{Activations, buffer, position};
 use conv::PackedConv;

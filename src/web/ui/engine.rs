@@ -11,14 +11,23 @@ use std::rc::Rc;
 use js_sys::{Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{ErrorEvent, MessageEvent, Worker};
+use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use super::dom::window;
 use crate::fit::EpochMetrics;
 use crate::web::protocol::{Envelope, Reply, Request};
 
-/// The loader script trunk writes for the worker (`data-loader-shim` in index.html).
-const WORKER_SCRIPT: &str = "lucy-model_loader.js";
+/// Which model wasm the worker runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// `lucy-model`: WebGPU and the CPU on one thread. Its loader script is trunk's
+    /// (`data-loader-shim` in index.html).
+    Single,
+    /// `lucy-model-threads`: the CPU on every core (rayon on Web Workers sharing the wasm
+    /// memory), for cross-origin isolated pages only. A module worker: its loader imports
+    /// wasm-bindgen's ES module and starts the thread pool (static/).
+    Threaded,
+}
 
 /// Why a call failed: the input (a photo that does not decode, a head that does not fit), or
 /// the backend (an error, a crash, no answer in time).
@@ -42,6 +51,7 @@ type Listeners = Rc<RefCell<HashMap<u32, Box<dyn Fn(EpochMetrics)>>>>;
 
 pub struct Engine {
     worker: Worker,
+    build: Build,
     pending: Pending,
     listeners: Listeners,
     next_id: Cell<u32>,
@@ -51,9 +61,16 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn spawn() -> Result<Self, String> {
-        let worker = Worker::new(WORKER_SCRIPT)
-            .map_err(|e| format!("the model's worker did not start: {e:?}"))?;
+    pub fn spawn(build: Build) -> Result<Self, String> {
+        let worker = match build {
+            Build::Single => Worker::new("lucy-model_loader.js"),
+            Build::Threaded => {
+                let options = WorkerOptions::new();
+                options.set_type(WorkerType::Module);
+                Worker::new_with_options("lucy-model-threads_loader.js", &options)
+            }
+        }
+        .map_err(|e| format!("the model's worker did not start: {e:?}"))?;
         let pending: Pending = Rc::default();
         let listeners: Listeners = Rc::default();
         // Settled by the worker's first message ("ready"), or by its failure to start.
@@ -112,6 +129,7 @@ impl Engine {
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         Ok(Self {
             worker,
+            build,
             pending,
             listeners,
             next_id: Cell::new(0),
@@ -214,7 +232,18 @@ impl Engine {
         }
     }
 
+    pub fn build(&self) -> Build {
+        self.build
+    }
+
     pub fn terminate(&self) {
+        self.worker.terminate();
+    }
+}
+
+/// A worker nobody holds any more (a failed model, a replaced one) stops.
+impl Drop for Engine {
+    fn drop(&mut self) {
         self.worker.terminate();
     }
 }

@@ -157,8 +157,21 @@ impl App {
     /// Manifest, weights (cached), the model in its worker; then the queued work.
     async fn load(self: &Rc<Self>) -> Result<(), String> {
         set_text("status", "Loading the weights manifest…");
-        // The model's worker starts once the service worker is ready (its wasm then comes
-        // from the kept shell), while the weights download.
+        let backend = choose_backend().await;
+        // Threads need cross-origin isolation, which a host without COOP/COEP gets from the
+        // service worker: on a first visit, once it controls the page (it keeps only the small
+        // shell at install), one reload, before anything large downloads — unless the user
+        // already gave work the reload would lose.
+        if wants_threads(backend) && !offline::isolated() {
+            offline::register_service_worker().await;
+            if offline::reload_would_isolate() && self.jobs.borrow().is_empty() {
+                set_text("status", "Reloading once, to compute on every core…");
+                offline::reload_for_isolation();
+                return Ok(());
+            }
+        }
+        // The model's worker starts once the service worker is ready (its wasm is then kept
+        // by it), while the weights download.
         let engine: Rc<RefCell<Option<Result<Engine, String>>>> = Rc::default();
         let engine_started = {
             let engine = engine.clone();
@@ -166,7 +179,7 @@ impl App {
                 let engine = engine.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     offline::register_service_worker().await;
-                    *engine.borrow_mut() = Some(Engine::spawn());
+                    *engine.borrow_mut() = Some(Engine::spawn(model_build(backend)));
                     let _ = resolve.call0(&JsValue::NULL);
                 });
             })
@@ -175,7 +188,6 @@ impl App {
         *self.bundle.borrow_mut() = Some(bundle.clone());
         let head_name = heads::first_head(self, &bundle.manifest);
         heads::fill_selector(self, &bundle.manifest);
-        let backend = choose_backend().await;
         let started = dom::now_ms();
         let head_file = bundle.head_file(&head_name)?;
         let backbone_file = bundle
@@ -244,8 +256,34 @@ impl App {
         files
     }
 
-    /// The model on `backend` in `engine`'s worker, from verified bytes.
+    /// The model on `backend` in `engine`'s worker, from verified bytes; if the threaded
+    /// model cannot start (shared memory refused, say), the single-threaded one instead.
     async fn create_model(
+        &self,
+        engine: Engine,
+        backend: Backend,
+        backbone: Rc<Vec<u8>>,
+        head: Rc<Vec<u8>>,
+    ) -> Result<Rc<Model>, String> {
+        if engine.build() == engine::Build::Single {
+            return self.create_model_in(engine, backend, backbone, head).await;
+        }
+        match self
+            .create_model_in(engine, backend, backbone.clone(), head.clone())
+            .await
+        {
+            Ok(model) => Ok(model),
+            Err(e) => {
+                web_sys::console::warn_1(
+                    &format!("the threaded model failed ({e}); computing on one thread").into(),
+                );
+                let engine = Engine::spawn(engine::Build::Single)?;
+                self.create_model_in(engine, backend, backbone, head).await
+            }
+        }
+    }
+
+    async fn create_model_in(
         &self,
         engine: Engine,
         backend: Backend,
@@ -266,13 +304,19 @@ impl App {
             )
             .await
             .map_err(|e| e.message().to_string())?;
-        let Reply::Created { backend, labels } = reply else {
+        let Reply::Created {
+            backend,
+            threads,
+            labels,
+        } = reply
+        else {
             return Err("unexpected reply from the model".into());
         };
         *self.labels.borrow_mut() = labels;
         let badge: HtmlElement = by_id("backend");
-        badge.set_text_content(Some(backend.describe()));
+        badge.set_text_content(Some(&backend.badge(threads)));
         let _ = badge.set_attribute("data-backend", backend.key());
+        let _ = badge.set_attribute("data-threads", &threads.to_string());
         Ok(Rc::new(Model {
             engine,
             backend,
@@ -415,7 +459,7 @@ impl App {
             &format!("WebGPU failed ({reason}); switching to the CPU backend").into(),
         );
         failed.engine.terminate();
-        let engine = Engine::spawn().map_err(CallError::Backend)?;
+        let engine = Engine::spawn(model_build(Backend::Cpu)).map_err(CallError::Backend)?;
         let model = self
             .create_model(
                 engine,
@@ -455,6 +499,21 @@ fn query(name: &str) -> Option<String> {
     web_sys::UrlSearchParams::new_with_str(&search)
         .ok()?
         .get(name)
+}
+
+/// The CPU computes on every core where it can (`?threads=1` keeps one thread, to compare).
+fn wants_threads(backend: Backend) -> bool {
+    backend == Backend::Cpu && query("threads").as_deref() != Some("1")
+}
+
+/// The model wasm for `backend`: the threaded one where it wants threads and the page is
+/// cross-origin isolated, else the single-threaded one.
+fn model_build(backend: Backend) -> engine::Build {
+    if wants_threads(backend) && offline::isolated() {
+        engine::Build::Threaded
+    } else {
+        engine::Build::Single
+    }
 }
 
 /// `?backend=cpu|webgpu` when given; else WebGPU when the browser really returns an adapter.

@@ -17,7 +17,15 @@ pub async fn register_service_worker() {
         return; // the page works, online only
     }
     let registration = match JsFuture::from(navigator.service_worker().register("sw.js")).await {
-        Ok(r) => r.unchecked_into::<ServiceWorkerRegistration>(),
+        Ok(r) => match r.dyn_into::<ServiceWorkerRegistration>() {
+            Ok(r) => r,
+            // Not a registration (a test harness blocking service workers answers `undefined`).
+            Err(other) => {
+                let text = format!("no offline support: registering gave {other:?}");
+                web_sys::console::warn_1(&text.into());
+                return;
+            }
+        },
         Err(e) => {
             web_sys::console::warn_1(&format!("no offline support: {}", error_text(&e)).into());
             return;
@@ -47,4 +55,41 @@ async fn settled(worker: &ServiceWorker) {
         let _ = JsFuture::from(changed).await;
     }
     worker.set_onstatechange(None);
+}
+
+/// The page is cross-origin isolated: shared memory, hence the threaded model, is allowed.
+/// `scripts/serve` sends COOP/COEP itself; on any other host `sw.js` adds them to what it serves.
+pub fn isolated() -> bool {
+    Reflect::get(&window(), &"crossOriginIsolated".into())
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
+/// The session-storage key that marks the one reload tried for isolation in this tab.
+const RELOADED_FOR_ISOLATION: &str = "lucy-reloaded-for-isolation";
+
+/// This page is not isolated but `sw.js` now controls it (a first visit to a host that sends
+/// no COOP/COEP): a reload would come back isolated, through the service worker. Tried once
+/// per tab, so a browser or host that refuses isolation never loops.
+pub fn reload_would_isolate() -> bool {
+    let window = window();
+    let controlled = Reflect::has(&window.navigator(), &"serviceWorker".into()).unwrap_or(false)
+        && window.navigator().service_worker().controller().is_some();
+    let tried = window
+        .session_storage()
+        .ok()
+        .flatten()
+        .and_then(|s| s.get_item(RELOADED_FOR_ISOLATION).ok().flatten())
+        .is_some();
+    !isolated() && controlled && !tried
+}
+
+/// Reload once for isolation (see [`reload_would_isolate`]).
+pub fn reload_for_isolation() {
+    let window = window();
+    if let Ok(Some(storage)) = window.session_storage() {
+        let _ = storage.set_item(RELOADED_FOR_ISOLATION, "1");
+    }
+    let _ = window.location().reload();
 }
