@@ -71,11 +71,11 @@ shell_paths = sorted(
     p for p in staging.rglob("*")
     if p.is_file() and p.relative_to(staging).parts[0] != "weights" and p.name != "sw.js"
 )
-# The model wasms (WebGPU + one thread; the threaded CPU one) are kept when first fetched, not
-# on install: a visitor downloads only the one their browser runs.
+# The model wasms (WebGPU + one thread; the threaded CPU ones, SIMD128 and relaxed SIMD) are
+# kept when first fetched, not on install: a visitor downloads only the one their browser runs.
 models = [p for p in shell_paths if re.fullmatch(r"lucy-model.*_bg\.wasm", p.name)]
-if len(models) != 2:
-    raise SystemExit(f"expected the two model wasms in the site, found {[p.name for p in models]}")
+if len(models) != 3:
+    raise SystemExit(f"expected the three model wasms in the site, found {[p.name for p in models]}")
 shell = ["./"] + [p.relative_to(staging).as_posix() for p in shell_paths if p not in models]
 version = hashlib.sha256()
 for p in shell_paths:

@@ -37,6 +37,15 @@ impl Classifier {
         })
     }
 
+    /// The int8 kernel the backbone computes with, and its largest quantized activation (on
+    /// the CPU in int8 arithmetic; `None` otherwise).
+    pub fn int8_kernel(&self) -> Option<(crate::model::Int8Kernel, u8)> {
+        match &self.backbone {
+            Backbone::Cpu(cpu) => cpu.int8_kernel().zip(cpu.activation_max()),
+            Backbone::Burn(_) => None,
+        }
+    }
+
     /// Swap the head, keeping the backbone.
     pub fn set_head(&mut self, head: HeadFile) -> Result<(), WeightsError> {
         (self.head, self.head_weights, self.labels) = build_head(head, &self.device)?;

@@ -87,6 +87,9 @@ pub enum Reply {
     Created {
         backend: Backend,
         threads: usize,
+        /// On the CPU in int8: the kernel's name and the activations' bits (8, or 7 with
+        /// relaxed SIMD).
+        int8: Option<(String, u32)>,
         labels: Vec<String>,
     },
     HeadSet {

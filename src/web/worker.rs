@@ -233,6 +233,9 @@ async fn reply_without_payload(
         return match create(backend, &payload(0), &payload(1)).await {
             Ok((classifier, backend)) => {
                 let labels = classifier.labels().to_vec();
+                let int8 = classifier.int8_kernel().map(|(kernel, max)| {
+                    (kernel.name().to_string(), u8::BITS - max.leading_zeros())
+                });
                 *model.borrow_mut() = Model {
                     classifier: Some(classifier),
                     fail_after,
@@ -241,6 +244,7 @@ async fn reply_without_payload(
                 Reply::Created {
                     backend,
                     threads: crate::model::cpu_threads(),
+                    int8,
                     labels,
                 }
             }

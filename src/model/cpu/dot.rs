@@ -5,7 +5,10 @@
 //!
 //! The kernel is chosen at run time ([`Int8Kernel::best`]): AVX-512 VNNI (`vpdpbusd`, 64
 //! products per instruction), AVX2 (`vpmaddwd` on bytes widened to i16), wasm SIMD128
-//! (`i32x4.dot_i16x8_s`, the same idea), and portable Rust everywhere else (aarch64 included).
+//! (`i32x4.dot_i16x8_s`, the same idea), wasm relaxed SIMD (`i32x4.relaxed_dot_i8x16_i7x16_add_s`,
+//! VNNI's shape, in builds that have it: its result is defined only for 7-bit activations, so
+//! with it activations are quantized to 0..=127, [`Int8Kernel::activation_max`]), and portable
+//! Rust everywhere else (aarch64 included).
 
 /// Columns per packed panel: one AVX-512 register of i32 sums.
 pub(super) const PANEL: usize = 16;
@@ -17,6 +20,8 @@ pub enum Int8Kernel {
     Vnni512,
     /// x86-64 with AVX2.
     Avx2,
+    /// WebAssembly relaxed SIMD (the browser's threaded build, where the browser has it).
+    RelaxedSimd,
     /// WebAssembly SIMD128 (the browser build).
     Simd128,
     /// Plain Rust: any CPU.
@@ -24,7 +29,13 @@ pub enum Int8Kernel {
 }
 
 impl Int8Kernel {
-    pub const ALL: [Self; 4] = [Self::Vnni512, Self::Avx2, Self::Simd128, Self::Portable];
+    pub const ALL: [Self; 5] = [
+        Self::Vnni512,
+        Self::Avx2,
+        Self::RelaxedSimd,
+        Self::Simd128,
+        Self::Portable,
+    ];
 
     /// The fastest kernel this CPU runs.
     pub fn best() -> Self {
@@ -40,7 +51,16 @@ impl Int8Kernel {
     /// does 16 multiply-adds where an f32 FMA does 8, but needs widening and more adds);
     /// portable Rust ~50x slower.
     pub fn beats_f32(self) -> bool {
-        matches!(self, Self::Vnni512 | Self::Simd128)
+        matches!(self, Self::Vnni512 | Self::RelaxedSimd | Self::Simd128)
+    }
+
+    /// The largest activation value this kernel multiplies exactly: 127 for relaxed SIMD (its
+    /// dot product is defined for one 8-bit and one 7-bit operand), else 255.
+    pub fn activation_max(self) -> u8 {
+        match self {
+            Self::RelaxedSimd => 127,
+            _ => 255,
+        }
     }
 
     /// Whether this CPU (or this build, for SIMD128) has the instructions.
@@ -53,6 +73,8 @@ impl Int8Kernel {
             }
             #[cfg(target_arch = "x86_64")]
             Self::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(all(target_arch = "wasm32", lucy_relaxed_simd))]
+            Self::RelaxedSimd => true,
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
             Self::Simd128 => true,
             Self::Portable => true,
@@ -65,6 +87,7 @@ impl Int8Kernel {
         match self {
             Self::Vnni512 => "avx512-vnni",
             Self::Avx2 => "avx2",
+            Self::RelaxedSimd => "relaxed-simd",
             Self::Simd128 => "simd128",
             Self::Portable => "portable",
         }
@@ -152,6 +175,11 @@ pub(super) fn product(
         Int8Kernel::Avx2 => {
             // SAFETY: the CPU has AVX2 (asserted); bounds asserted above.
             unsafe { x86::avx2(a.as_ptr(), lda, rows, b, first_panel, panels, out) }
+        }
+        #[cfg(all(target_arch = "wasm32", lucy_relaxed_simd))]
+        Int8Kernel::RelaxedSimd => {
+            // SAFETY: bounds asserted above; activations ≤ 127 (the caller's quantization).
+            unsafe { wasm::relaxed(a.as_ptr(), lda, rows, b, first_panel, panels, out) }
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         Int8Kernel::Simd128 => {
@@ -388,6 +416,72 @@ mod wasm {
                         by_rows!(mr, simd128_tile, (x, lda, w, groups, o, ldo), [1 2]);
                     }
                 }
+            }
+        }
+    }
+
+    /// Tiles of 3 rows x 16 columns: 12 accumulators and 4 weight vectors, the 16 registers
+    /// browsers map SIMD128 onto. Each `relaxed_dot` multiplies 4 columns x 4 depth bytes,
+    /// as `vpdpbusd` does 16 columns (the panels' layout is VNNI's).
+    ///
+    /// # Safety
+    /// As for the VNNI kernel (`x86::vnni`); every activation byte ≤ 127.
+    #[cfg(lucy_relaxed_simd)]
+    #[target_feature(enable = "relaxed-simd")]
+    pub(super) unsafe fn relaxed(
+        a: *const u8,
+        lda: usize,
+        rows: usize,
+        b: &PackedInt8,
+        first_panel: usize,
+        panels: usize,
+        out: &mut [i32],
+    ) {
+        let (groups, ldo) = (b.depth / 4, panels * PANEL);
+        for p in 0..panels {
+            let w = b.panel(first_panel + p).as_ptr();
+            for (r, mr) in row_groups(rows, 3) {
+                // SAFETY: rows r..r+mr of panel p (caller's promise).
+                unsafe {
+                    let x = a.add(r * lda);
+                    let o = out.as_mut_ptr().add(r * ldo + p * PANEL);
+                    by_rows!(mr, relaxed_tile, (x, lda, w, groups, o, ldo), [1 2 3]);
+                }
+            }
+        }
+    }
+
+    #[cfg(lucy_relaxed_simd)]
+    #[target_feature(enable = "relaxed-simd")]
+    #[inline]
+    unsafe fn relaxed_tile<const MR: usize>(
+        a: *const u8,
+        lda: usize,
+        w: *const i8,
+        groups: usize,
+        out: *mut i32,
+        ldo: usize,
+    ) {
+        let mut acc = [[i32x4_splat(0); 4]; MR];
+        for g in 0..groups {
+            let mut wv = [i32x4_splat(0); 4];
+            for (j, wv) in wv.iter_mut().enumerate() {
+                // SAFETY: columns 4j..4j+4 of the panel's group g (caller's promise).
+                *wv = unsafe { v128_load(w.add(g * 64 + 16 * j).cast()) };
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: 4 bytes of row r (caller's promise), each ≤ 127.
+                let x = unsafe { a.add(r * lda + 4 * g).cast::<u32>().read_unaligned() };
+                let x = u32x4_splat(x);
+                for (acc, &wv) in acc.iter_mut().zip(&wv) {
+                    *acc = i32x4_relaxed_dot_i8x16_i7x16_add(wv, x, *acc);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (j, &acc) in acc.iter().enumerate() {
+                // SAFETY: columns 4j..4j+4 of row r (caller's promise).
+                unsafe { v128_store(out.add(r * ldo + 4 * j).cast(), acc) };
             }
         }
     }

@@ -59,7 +59,24 @@ pub struct CpuResNet50 {
 #[derive(Debug)]
 enum Blocks {
     F32(Vec<Block<PackedConv>>),
-    Int8(Vec<Block<Int8Conv>>, Int8Kernel),
+    Int8(Vec<Block<Int8Conv>>, Int8Settings),
+}
+
+/// How the int8 blocks compute: the kernel, and the largest quantized activation (the
+/// kernel's [`Int8Kernel::activation_max`] unless set lower).
+#[derive(Debug, Clone, Copy)]
+struct Int8Settings {
+    kernel: Int8Kernel,
+    activation_max: u8,
+}
+
+impl Int8Settings {
+    fn new(kernel: Int8Kernel) -> Self {
+        Self {
+            kernel,
+            activation_max: kernel.activation_max(),
+        }
+    }
 }
 
 /// What a forward pass reports about each convolution: `lucy bench --layers`'s clock and sink.
@@ -93,7 +110,7 @@ impl CpuResNet50 {
                 map_items(blocks, |block| {
                     block.map(|(spec, weight, bias)| Int8Conv::pack(&spec, &weight, bias))
                 }),
-                Int8Kernel::best(),
+                Int8Settings::new(Int8Kernel::best()),
             ),
         };
         Ok(Self { stem, blocks })
@@ -103,7 +120,32 @@ impl CpuResNet50 {
     pub fn int8_kernel(&self) -> Option<Int8Kernel> {
         match self.blocks {
             Blocks::F32(_) => None,
-            Blocks::Int8(_, kernel) => Some(kernel),
+            Blocks::Int8(_, settings) => Some(settings.kernel),
+        }
+    }
+
+    /// The largest quantized activation, in [`Arithmetic::Int8`]: 255 (8 bits), or 127 (7 bits).
+    pub fn activation_max(&self) -> Option<u8> {
+        match self.blocks {
+            Blocks::F32(_) => None,
+            Blocks::Int8(_, settings) => Some(settings.activation_max),
+        }
+    }
+
+    /// Quantize activations to `0..=max` (at most the kernel's): 127 computes as relaxed SIMD
+    /// in the browser does, with any kernel — its accuracy measured natively.
+    pub fn set_activation_max(&mut self, max: u8) -> Result<(), String> {
+        match &mut self.blocks {
+            Blocks::Int8(_, settings) if max <= settings.kernel.activation_max() && max > 0 => {
+                settings.activation_max = max;
+                Ok(())
+            }
+            Blocks::Int8(_, settings) => Err(format!(
+                "activations of the {} kernel go up to {}, not {max}",
+                settings.kernel.name(),
+                settings.kernel.activation_max()
+            )),
+            Blocks::F32(_) => Err("the backbone computes in f32, not int8".into()),
         }
     }
 
@@ -112,7 +154,7 @@ impl CpuResNet50 {
     pub fn set_int8_kernel(&mut self, kernel: Int8Kernel) -> Result<(), String> {
         match &mut self.blocks {
             Blocks::Int8(_, current) if kernel.available() => {
-                *current = kernel;
+                *current = Int8Settings::new(kernel);
                 Ok(())
             }
             Blocks::Int8(..) => Err(format!("this CPU cannot run the {} kernel", kernel.name())),
@@ -186,7 +228,11 @@ impl CpuResNet50 {
                     x = run(&block.expand, &y, Some(shortcut.as_ref().unwrap_or(&x)));
                 }
             }
-            Blocks::Int8(blocks, kernel) => {
+            Blocks::Int8(blocks, settings) => {
+                let Int8Settings {
+                    kernel,
+                    activation_max,
+                } = *settings;
                 let mut max = max_of(&x.data);
                 for block in blocks {
                     // Each convolution quantizes its input (timed with it); the block's input
@@ -201,8 +247,8 @@ impl CpuResNet50 {
                                 x,
                                 || {
                                     conv.forward(
-                                        *kernel,
-                                        xq.get_or_insert_with(|| quantize(x, max)),
+                                        kernel,
+                                        xq.get_or_insert_with(|| quantize(x, max, activation_max)),
                                         residual,
                                     )
                                 },

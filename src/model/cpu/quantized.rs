@@ -37,8 +37,9 @@ impl Drop for Quantized {
     }
 }
 
-/// Quantize `x`, whose values are all ≥ 0 and at most `max`: the largest maps to 255.
-pub(super) fn quantize(x: &Activations, max: f32) -> Quantized {
+/// Quantize `x`, whose values are all ≥ 0 and at most `max`: the largest maps to `top` (255,
+/// or 127 for a kernel that multiplies 7-bit activations only).
+pub(super) fn quantize(x: &Activations, max: f32, top: u8) -> Quantized {
     debug_assert!(
         x.data
             .iter()
@@ -46,8 +47,9 @@ pub(super) fn quantize(x: &Activations, max: f32) -> Quantized {
         "≥ 0"
     );
     // A maximum under the smallest normal float would make an infinite inverse.
+    let top = f32::from(top);
     let scale = if max >= f32::MIN_POSITIVE {
-        max / 255.0
+        max / top
     } else {
         1.0
     };
@@ -55,7 +57,7 @@ pub(super) fn quantize(x: &Activations, max: f32) -> Quantized {
     let mut data = buffer(x.data.len());
     let len = x.c * ROWS_PER_TASK * 16;
     for_each_chunk(&mut data, len, |chunk, i| {
-        quantize_into(chunk, &x.data[i * len..], inverse)
+        quantize_into(chunk, &x.data[i * len..], inverse, top)
     });
     Quantized {
         n: x.n,
@@ -68,15 +70,15 @@ pub(super) fn quantize(x: &Activations, max: f32) -> Quantized {
 }
 
 widest! {
-    /// `q = round(v · inverse)`, half up, saturating at 0 and 255.
-    fn quantize_into(q: &mut [u8], values: &[f32], inverse: f32) -> () {
+    /// `q = round(v · inverse)`, half up, saturating at 0 and `top` (≤ 255).
+    fn quantize_into(q: &mut [u8], values: &[f32], inverse: f32, top: f32) -> () {
         for (q, &v) in q.iter_mut().zip(values) {
-            // Clamped first by comparisons (a NaN becomes 255; `min`/`max` would keep this loop
-            // scalar in wasm, `clamp` would keep the NaN), so the conversion is in range.
+            // Clamped first by comparisons (a NaN becomes `top`; `min`/`max` would keep this
+            // loop scalar in wasm, `clamp` would keep the NaN), so the conversion is in range.
             let v = v * inverse + 0.5;
-            let v = if v < 255.0 { v } else { 255.0 };
+            let v = if v < top { v } else { top };
             let v = if v > 0.0 { v } else { 0.0 };
-            // SAFETY: v is finite and within 0..=255.
+            // SAFETY: v is finite and within 0..=top ≤ 255.
             *q = unsafe { v.to_int_unchecked::<i32>() } as u8;
         }
     }
@@ -306,24 +308,32 @@ mod tests {
                 let v = values(2 * cout * out_side * out_side, seed + 4);
                 Activations::from_planar(&v, 2, cout, out_side, out_side)
             });
-            let xq = quantize(&x, max_of(&x.data));
             let expected = f32_conv.forward(&x, skip.as_ref());
-            let mut first: Option<Vec<f32>> = None;
-            for kernel in Int8Kernel::ALL.into_iter().filter(|k| k.available()) {
-                let (ours, max) = int8.forward(kernel, &xq, skip.as_ref());
-                let range = max_of(&expected.data.iter().map(|v| v.abs()).collect::<Vec<_>>());
-                let worst = ours
-                    .data
-                    .iter()
-                    .zip(&expected.data)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
-                assert!(worst < 0.01 * range, "case {i}: {worst} of {range}");
-                assert_eq!(max, if projection { 0.0 } else { max_of(&ours.data) });
-                match &first {
-                    None => first = Some(ours.data.clone()),
-                    Some(first) => {
-                        assert!(first == &ours.data, "case {i}: {} differs", kernel.name())
+            // 8-bit activations, and 7-bit ones (relaxed SIMD's): half the steps, so twice the
+            // rounding error allowed.
+            for (top, tolerance) in [(255, 0.01), (127, 0.02)] {
+                let xq = quantize(&x, max_of(&x.data), top);
+                let mut first: Option<Vec<f32>> = None;
+                let kernels = Int8Kernel::ALL.into_iter().filter(|k| k.available());
+                for kernel in kernels.filter(|k| k.activation_max() >= top) {
+                    let (ours, max) = int8.forward(kernel, &xq, skip.as_ref());
+                    let range = max_of(&expected.data.iter().map(|v| v.abs()).collect::<Vec<_>>());
+                    let worst = ours
+                        .data
+                        .iter()
+                        .zip(&expected.data)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0f32, f32::max);
+                    assert!(
+                        worst < tolerance * range,
+                        "case {i}, {top}: {worst} of {range}"
+                    );
+                    assert_eq!(max, if projection { 0.0 } else { max_of(&ours.data) });
+                    match &first {
+                        None => first = Some(ours.data.clone()),
+                        Some(first) => {
+                            assert!(first == &ours.data, "case {i}: {} differs", kernel.name())
+                        }
                     }
                 }
             }
@@ -331,7 +341,7 @@ mod tests {
     }
 
     #[test]
-    fn quantize_maps_the_maximum_to_255_and_rounds() {
+    fn quantize_maps_the_maximum_to_the_top_and_rounds() {
         let x = Activations {
             n: 1,
             h: 1,
@@ -339,9 +349,12 @@ mod tests {
             c: 4,
             data: vec![0.0, 0.5, 2.0, 0.004],
         };
-        let q = quantize(&x, 2.0);
+        let q = quantize(&x, 2.0, 255);
         assert_eq!(q.data, [0, 64, 255, 1]);
         assert_eq!(q.scale, 2.0 / 255.0);
-        assert_eq!(quantize(&x, 0.0).data[0], 0, "an all-zero tensor");
+        let q = quantize(&x, 2.0, 127);
+        assert_eq!(q.data, [0, 32, 127, 0]);
+        assert_eq!(q.scale, 2.0 / 127.0);
+        assert_eq!(quantize(&x, 0.0, 255).data[0], 0, "an all-zero tensor");
     }
 }

@@ -25,8 +25,9 @@ pub enum Build {
     Single,
     /// `lucy-model-threads`: the CPU on every core (rayon on Web Workers sharing the wasm
     /// memory), for cross-origin isolated pages only. A module worker: its loader imports
-    /// wasm-bindgen's ES module and starts the thread pool (static/).
-    Threaded,
+    /// wasm-bindgen's ES module and starts the thread pool (static/). With `relaxed_simd`, the
+    /// build on relaxed SIMD where the browser has it (the loader checks), else SIMD128's.
+    Threaded { relaxed_simd: bool },
 }
 
 /// Why a call failed: the input (a photo that does not decode, a head that does not fit), or
@@ -64,9 +65,15 @@ impl Engine {
     pub fn spawn(build: Build) -> Result<Self, String> {
         let worker = match build {
             Build::Single => Worker::new("lucy-model_loader.js"),
-            Build::Threaded => {
+            Build::Threaded { relaxed_simd } => {
                 let options = WorkerOptions::new();
                 options.set_type(WorkerType::Module);
+                // The loader reads its name: "simd128" keeps it off relaxed SIMD.
+                options.set_name(if relaxed_simd {
+                    "lucy-model"
+                } else {
+                    "simd128"
+                });
                 Worker::new_with_options("lucy-model-threads_loader.js", &options)
             }
         }

@@ -307,6 +307,7 @@ impl App {
         let Reply::Created {
             backend,
             threads,
+            int8,
             labels,
         } = reply
         else {
@@ -317,6 +318,20 @@ impl App {
         badge.set_text_content(Some(&backend.badge(threads)));
         let _ = badge.set_attribute("data-backend", backend.key());
         let _ = badge.set_attribute("data-threads", &threads.to_string());
+        // Which int8 kernel computes, for the curious (a tooltip) and the tests.
+        match int8.filter(|_| backend == Backend::Cpu) {
+            Some((kernel, bits)) => {
+                let _ = badge.set_attribute("data-kernel", &kernel);
+                let _ = badge.set_attribute(
+                    "title",
+                    &format!("int8 products on {kernel}, activations in {bits} bits"),
+                );
+            }
+            None => {
+                let _ = badge.remove_attribute("data-kernel");
+                let _ = badge.remove_attribute("title");
+            }
+        }
         Ok(Rc::new(Model {
             engine,
             backend,
@@ -507,10 +522,13 @@ fn wants_threads(backend: Backend) -> bool {
 }
 
 /// The model wasm for `backend`: the threaded one where it wants threads and the page is
-/// cross-origin isolated, else the single-threaded one.
+/// cross-origin isolated (with relaxed SIMD where the browser has it, unless `?int8=simd128`),
+/// else the single-threaded one.
 fn model_build(backend: Backend) -> engine::Build {
     if wants_threads(backend) && offline::isolated() {
-        engine::Build::Threaded
+        engine::Build::Threaded {
+            relaxed_simd: query("int8").as_deref() != Some("simd128"),
+        }
     } else {
         engine::Build::Single
     }
