@@ -84,14 +84,16 @@ async function browser(webgpu) {
   });
 }
 
-/// lucy on `backend` (on the CPU with `threads` threads): time from opening the page to the
-/// first answer, then warm classify() calls.
-async function lucy(backend, threads, runs) {
+/// lucy on `backend` (on the CPU with `threads` threads, and `kernel` when given: "simd128"
+/// keeps the threaded model off relaxed SIMD): time from opening the page to the first answer,
+/// then warm classify() calls.
+async function lucy(backend, threads, kernel, runs) {
   const b = await browser(backend === "webgpu");
   try {
     const page = await b.newPage();
     const started = Date.now();
-    await page.goto(`${base}/lucy/?backend=${backend}${threads === 1 ? "&threads=1" : ""}`);
+    const query = `?backend=${backend}${threads === 1 ? "&threads=1" : ""}${kernel ? `&int8=${kernel}` : ""}`;
+    await page.goto(`${base}/lucy/${query}`);
     await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 300_000 });
     // First prediction: the photo through the page as a user gives it (decode + preprocess +
     // model + top-5 in the model's worker), counted from opening the page.
@@ -101,6 +103,8 @@ async function lucy(backend, threads, runs) {
     const running = await page.getAttribute("#backend", "data-backend");
     const runningThreads = Number(await page.getAttribute("#backend", "data-threads"));
     if (backend === "cpu" && runningThreads !== threads) throw new Error(`lucy ran ${runningThreads} threads, not ${threads}`);
+    const runningKernel = await page.getAttribute("#backend", "data-kernel");
+    if (kernel && runningKernel !== kernel) throw new Error(`lucy ran ${runningKernel}, not ${kernel}`);
     return await page.evaluate(async ({ runs }) => {
       const photo = new Uint8Array(await (await fetch("/fixtures/skimage_coffee.png")).arrayBuffer());
       // Warm: the model alone on the photo prepared once, timed in the worker (as
@@ -108,7 +112,7 @@ async function lucy(backend, threads, runs) {
       const { top1, times } = await window.wasmBindings.time_inference(photo, runs, false);
       times.sort((a, b) => a - b);
       return { top1, medianMs: times[times.length >> 1] };
-    }, { runs }).then((r) => ({ ...r, backend: running, firstPredictionMs }));
+    }, { runs }).then((r) => ({ ...r, backend: running, kernel: runningKernel, firstPredictionMs }));
   } finally {
     await b.close();
   }
@@ -162,17 +166,20 @@ const median = (xs) => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const rows = [];
-// lucy's backend and threads, then onnxruntime-web's configurations raced against it:
-// [execution provider, threads, label]. Each round times lucy once, then each configuration.
+// lucy's backend, threads and int8 kernel (null: the page's choice), then onnxruntime-web's
+// configurations raced against it: [execution provider, threads, label]. Each round times lucy
+// once, then each configuration. Threaded, lucy runs twice: its default (relaxed SIMD where
+// the browser has it) and SIMD128.
+const isolatedOrt = () => [["wasm", threads, `CPU / wasm, ${threads} threads each (cross-origin isolated)`]];
 const pairs = [
-  ["cpu", 1, runs, [["wasm", 1, "CPU / wasm, 1 thread each"]]],
-  ...(threads > 1 ? [["cpu", threads, runs, [["wasm", threads, `CPU / wasm, ${threads} threads each (cross-origin isolated)`]]]] : []),
-  ["webgpu", 1, Math.min(runs, 3), [["webgpu", 1, "WebGPU (SwiftShader)"]]],
+  ["cpu", 1, null, runs, [["wasm", 1, "CPU / wasm, 1 thread each"]]],
+  ...(threads > 1 ? [["cpu", threads, null, runs, isolatedOrt()], ["cpu", threads, "simd128", runs, isolatedOrt()]] : []),
+  ["webgpu", 1, null, Math.min(runs, 3), [["webgpu", 1, "WebGPU (SwiftShader)"]]],
 ];
-for (const [lucyBackend, lucyThreads, n, configs] of pairs.filter(([b]) => backends.includes(b))) {
+for (const [lucyBackend, lucyThreads, kernel, n, configs] of pairs.filter(([b]) => backends.includes(b))) {
   const results = configs.map(() => []);
   for (let round = 0; round < rounds; round++) {
-    const ours = await lucy(lucyBackend, lucyThreads, n);
+    const ours = await lucy(lucyBackend, lucyThreads, kernel, n);
     if (ours.backend !== lucyBackend) throw new Error(`lucy ran on ${ours.backend}, not ${lucyBackend}`);
     for (const [i, [ep, t, label]] of configs.entries()) {
       const theirs = await ort(ep, t, n);
@@ -183,7 +190,9 @@ for (const [lucyBackend, lucyThreads, n, configs] of pairs.filter(([b]) => backe
   }
   for (const [i, [, , label]] of configs.entries()) {
     const m = (f) => median(results[i].map(f));
-    rows.push(`| ${label} | ${m((r) => r.ours.medianMs).toFixed(0)} | ${m((r) => r.theirs.medianMs).toFixed(0)} | **${m((r) => r.ours.medianMs / r.theirs.medianMs).toFixed(2)}** | ${(m((r) => r.ours.firstPredictionMs) / 1000).toFixed(1)} | ${(m((r) => r.theirs.firstPredictionMs) / 1000).toFixed(1)} |`);
+    const kernelUsed = results[i][0].ours.kernel;
+    const row = lucyBackend === "cpu" ? `${label}; lucy's int8 on ${kernelUsed}` : label;
+    rows.push(`| ${row} | ${m((r) => r.ours.medianMs).toFixed(0)} | ${m((r) => r.theirs.medianMs).toFixed(0)} | **${m((r) => r.ours.medianMs / r.theirs.medianMs).toFixed(2)}** | ${(m((r) => r.ours.firstPredictionMs) / 1000).toFixed(1)} | ${(m((r) => r.theirs.firstPredictionMs) / 1000).toFixed(1)} |`);
     console.log(rows.at(-1));
   }
 }
