@@ -46,6 +46,15 @@ impl Classifier {
         }
     }
 
+    /// Quantize the int8 backbone's activations to at most `max` (see
+    /// [`crate::model::CpuResNet50::set_activation_max`]).
+    pub fn set_activation_max(&mut self, max: u8) -> Result<(), String> {
+        match &mut self.backbone {
+            Backbone::Cpu(cpu) => cpu.set_activation_max(max),
+            Backbone::Burn(_) => Err("the backbone is not on the CPU".into()),
+        }
+    }
+
     /// Swap the head, keeping the backbone.
     pub fn set_head(&mut self, head: HeadFile) -> Result<(), WeightsError> {
         (self.head, self.head_weights, self.labels) = build_head(head, &self.device)?;

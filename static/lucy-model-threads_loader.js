@@ -3,9 +3,10 @@
 // two threaded builds (scripts/build_threads): int8 on relaxed SIMD where this browser
 // validates relaxed-SIMD code, else on SIMD128 (or when the page names the worker "simd128",
 // `?int8=simd128`). initThreadPool (wasm-bindgen-rayon) starts one Web Worker per core sharing
-// the wasm memory, and rayon computes on them. A failure is thrown outside the module's
-// promise, so it reaches the page as the worker's `error` event and the page falls back to
-// one thread.
+// the wasm memory, and rayon computes on them. A failure here is thrown outside the module's
+// promise, so it reaches the page as the worker's `error` event; one inside a pool thread
+// reaches nobody, so the page also gives up on a model that does not answer in time. Either
+// way it falls back to one thread.
 
 // A function doing i8x16.relaxed_swizzle: the probe of wasm-feature-detect (relaxedSimd).
 const RELAXED_SIMD_PROBE = new Uint8Array([

@@ -21,6 +21,9 @@ pub enum Request {
     Create {
         backend: Backend,
         fail_after: Option<u32>,
+        /// On the CPU in int8: quantize activations to at most this (127: 7 bits, what relaxed
+        /// SIMD computes, on any kernel — `?int8-bits=7`, to compare the kernels exactly).
+        activation_max: Option<u8>,
     },
     /// Swap the head for `bytes[0]` (named `file` in errors).
     SetHead { file: String },

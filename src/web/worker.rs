@@ -228,9 +228,18 @@ async fn reply_without_payload(
     if let Request::Create {
         backend,
         fail_after,
+        activation_max,
     } = request
     {
-        return match create(backend, &payload(0), &payload(1)).await {
+        let created = create(backend, &payload(0), &payload(1)).await.and_then(
+            |(mut classifier, backend)| {
+                if let Some(max) = activation_max {
+                    classifier.set_activation_max(max)?;
+                }
+                Ok((classifier, backend))
+            },
+        );
+        return match created {
             Ok((classifier, backend)) => {
                 let labels = classifier.labels().to_vec();
                 let int8 = classifier.int8_kernel().map(|(kernel, max)| {

@@ -178,7 +178,7 @@ test("no WebGPU, a plain static host: one reload makes the page isolated (servic
   }
 });
 
-test("without isolation (no service worker, a plain host) the page computes on one thread; a host sending COOP/COEP is isolated at once; 8-bit activations give the same answer on any thread count, 7-bit ones (relaxed SIMD) the same top-1", async () => {
+test("without isolation (no service worker, a plain host) the page computes on one thread; a host sending COOP/COEP is isolated at once; 8-bit activations give the same answer on any thread count; 7-bit ones the same top-1, and relaxed SIMD's answer is SIMD128's on 7 bits", async () => {
   const answers = {};
   const answer = async (page) => (await upload(page, chelsea)).locator("ol").textContent();
   // 1. Service workers blocked: never isolated, the single-threaded model (SIMD128).
@@ -211,7 +211,12 @@ test("without isolation (no service worker, a plain host) the page computes on o
     const single = await open("?threads=1");
     assert.equal(await single.page.textContent("#backend"), cpuBadge(1));
     answers.oneThread = await answer(single.page);
-    for (const { page, errors } of [relaxed, simd128, single]) await assertClean(page, errors);
+    // SIMD128 computing with 7-bit activations, as relaxed SIMD does: the same answer.
+    const sevenBits = await open("?int8=simd128&int8-bits=7");
+    await assertThreaded(sevenBits.page, "simd128");
+    assert.match(await sevenBits.page.getAttribute("#backend", "title"), /activations in 7 bits/);
+    answers.simd128SevenBits = await answer(sevenBits.page);
+    for (const { page, errors } of [relaxed, simd128, single, sevenBits]) await assertClean(page, errors);
     assert.deepEqual(
       isolating.requests.filter((r) => r.endsWith(".wasm") && r.includes("lucy-model")).sort(),
       [MODEL_WASM, RELAXED_WASM, THREADED_WASM].sort(),
@@ -222,11 +227,30 @@ test("without isolation (no service worker, a plain host) the page computes on o
   }
   console.log(`threads: ${JSON.stringify(answers)}`);
   // int8 sums are exact: 8-bit activations give the same probabilities, to the digit, on one
-  // thread or two; 7-bit ones (relaxed SIMD) round differently, with the same top-1.
+  // thread or two; 7-bit ones (relaxed SIMD) round differently, with the same top-1, and
+  // SIMD128 on 7 bits gives relaxed SIMD's probabilities (to the digit shown).
   assert.match(answers.single, /^Egyptian_cat/);
   assert.equal(answers.simd128, answers.single);
   assert.equal(answers.oneThread, answers.single);
   assert.match(answers.relaxed, /^Egyptian_cat/);
+  assert.notEqual(answers.relaxed, answers.single);
+  assert.equal(answers.simd128SevenBits, answers.relaxed);
+});
+
+test("the threaded model failing to start (its wasm missing): the page computes on one thread", async () => {
+  const isolating = await startServer({ isolating: true });
+  const context = await launch({ serviceWorkers: "block" });
+  try {
+    await context.route(/lucy-model-threads.*_bg\.wasm$/, (route) => route.fulfill({ status: 404, body: "gone" }));
+    const { page, errors } = await openPage(context, "", { url: isolating.base });
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+    assert.equal(await page.textContent("#backend"), cpuBadge(1));
+    assert.equal(await (await upload(page, chelsea)).getAttribute("data-top1"), "Egyptian_cat");
+    await assertClean(page, errors, [/404/]);
+  } finally {
+    await context.close();
+    isolating.server.close();
+  }
 });
 
 test("a photo and a head file given while the page loads wait, shown at once, then are used in order", async () => {

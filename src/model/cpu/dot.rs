@@ -1,6 +1,8 @@
 //! int8 matrix products of the int8 backbone (`quantized`): u8 activations times i8 weights,
-//! summed in i32. Integer sums are exact, so every kernel gives the same bits: the kernel (and
-//! the thread count) changes the speed, never the answer. The kernels' `unsafe` is here; their
+//! summed in i32. Integer sums are exact, so every kernel gives the same bits on the same
+//! activations: the kernel (and the thread count) changes the speed, never the answer (relaxed
+//! SIMD's answers differ only because its activations have 7 bits; with 7 bits, every kernel
+//! gives its bits). The kernels' `unsafe` is here; their
 //! callers' (output strips for each thread) in `product`.
 //!
 //! The kernel is chosen at run time ([`Int8Kernel::best`]): AVX-512 VNNI (`vpdpbusd`, 64
@@ -49,7 +51,7 @@ impl Int8Kernel {
     /// same CPU, so worth choosing by default. Measured: VNNI 8.0 vs 19.5 ms of convolutions per
     /// photo; SIMD128 in the browser 123 vs 154 ms; AVX2 no faster than gemm's f32 (`vpmaddwd`
     /// does 16 multiply-adds where an f32 FMA does 8, but needs widening and more adds);
-    /// portable Rust ~50x slower.
+    /// portable Rust ~50x slower; relaxed SIMD a third faster than SIMD128 in the page.
     pub fn beats_f32(self) -> bool {
         matches!(self, Self::Vnni512 | Self::RelaxedSimd | Self::Simd128)
     }
@@ -63,7 +65,8 @@ impl Int8Kernel {
         }
     }
 
-    /// Whether this CPU (or this build, for SIMD128) has the instructions.
+    /// Whether this CPU (or this build, for wasm's SIMD128 and relaxed SIMD) has the
+    /// instructions.
     pub fn available(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
@@ -73,7 +76,7 @@ impl Int8Kernel {
             }
             #[cfg(target_arch = "x86_64")]
             Self::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
-            #[cfg(all(target_arch = "wasm32", lucy_relaxed_simd))]
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128", lucy_relaxed_simd))]
             Self::RelaxedSimd => true,
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
             Self::Simd128 => true,
@@ -176,7 +179,7 @@ pub(super) fn product(
             // SAFETY: the CPU has AVX2 (asserted); bounds asserted above.
             unsafe { x86::avx2(a.as_ptr(), lda, rows, b, first_panel, panels, out) }
         }
-        #[cfg(all(target_arch = "wasm32", lucy_relaxed_simd))]
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", lucy_relaxed_simd))]
         Int8Kernel::RelaxedSimd => {
             // SAFETY: bounds asserted above; activations ≤ 127 (the caller's quantization).
             unsafe { wasm::relaxed(a.as_ptr(), lda, rows, b, first_panel, panels, out) }
@@ -420,8 +423,9 @@ mod wasm {
         }
     }
 
-    /// Tiles of 3 rows x 16 columns: 12 accumulators and 4 weight vectors, the 16 registers
-    /// browsers map SIMD128 onto. Each `relaxed_dot` multiplies 4 columns x 4 depth bytes,
+    /// Tiles of 3 rows x 16 columns: 12 accumulators, 4 weight vectors and the broadcast row,
+    /// about the 16 registers browsers map SIMD128 onto (measured a third faster than the
+    /// SIMD128 kernel in the page; 2-row tiles were not tried). Each `relaxed_dot` multiplies 4 columns x 4 depth bytes,
     /// as `vpdpbusd` does 16 columns (the panels' layout is VNNI's).
     ///
     /// # Safety
@@ -559,26 +563,27 @@ mod tests {
             (6, 264, 64, 5),
         ] {
             let lda = depth + lda_pad;
-            let a: Vec<u8> = (0..rows * lda).map(|i| (i * 37 % 256) as u8).collect();
             let w = |k: usize, c: usize| ((k * 31 + c * 17) % 255) as i32 - 127;
             let kn: Vec<i8> = (0..depth * cols)
                 .map(|i| w(i / cols, i % cols) as i8)
                 .collect();
             let b = PackedInt8::pack(depth, cols, &kn);
-            let expected: Vec<i32> = (0..rows * cols)
-                .map(|i| {
-                    (0..depth)
-                        .map(|k| a[i / cols * lda + k] as i32 * w(k, i % cols))
-                        .sum()
-                })
-                .collect();
             // All the columns, then all but the first panel.
             for (first, panels) in [(0, cols / PANEL), (1, cols / PANEL - 1)] {
-                let expected: Vec<i32> = expected
-                    .chunks(cols)
-                    .flat_map(|row| row[first * PANEL..].to_vec())
-                    .collect();
                 for &kernel in &available {
+                    // Activations over the kernel's whole range (7 bits for relaxed SIMD).
+                    let range = kernel.activation_max() as usize + 1;
+                    let a: Vec<u8> = (0..rows * lda).map(|i| (i * 37 % range) as u8).collect();
+                    let expected: Vec<i32> = (0..rows * cols)
+                        .map(|i| {
+                            (0..depth)
+                                .map(|k| a[i / cols * lda + k] as i32 * w(k, i % cols))
+                                .sum()
+                        })
+                        .collect::<Vec<i32>>()
+                        .chunks(cols)
+                        .flat_map(|row| row[first * PANEL..].to_vec())
+                        .collect();
                     let mut out = vec![i32::MIN; rows * panels * PANEL];
                     product(kernel, (&a, lda), rows, &b, (first, panels), &mut out);
                     assert_eq!(
@@ -592,20 +597,17 @@ mod tests {
         }
         // The largest sums ResNet50 can make (255 x ±127 over 4608) do not overflow.
         let (depth, cols) = (4608, 16);
-        let a = vec![255u8; depth];
         let kn: Vec<i8> = (0..depth * cols)
             .map(|i| if i % 2 == 0 { 127 } else { -127 })
             .collect();
         let b = PackedInt8::pack(depth, cols, &kn);
         for &kernel in &available {
+            let top = kernel.activation_max();
+            let a = vec![top; depth];
             let mut out = vec![0; cols];
             product(kernel, (&a, depth), 1, &b, (0, 1), &mut out);
-            assert_eq!(
-                out[..2],
-                [255 * 127 * 4608, -255 * 127 * 4608],
-                "{}",
-                kernel.name()
-            );
+            let most = top as i32 * 127 * 4608;
+            assert_eq!(out[..2], [most, -most], "{}", kernel.name());
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The page's side of the model's worker: start it (the `lucy-model` wasm, loaded and compiled
-//! once, in the worker only), send it requests and await the replies. web-sys `Worker` rather
+//! The page's side of the model's worker: start it (one of the model wasms, [`Build`], loaded
+//! and compiled once, in the worker only), send it requests and await the replies. web-sys `Worker` rather
 //! than gloo-worker: the page needs the worker's `error` event (a crashed worker must fail
 //! every pending call, so the page can fall back to the CPU) and zero-copy transfer of weights
 //! and camera frames, which gloo-worker's bincode messages would copy.
@@ -11,7 +11,7 @@ use std::rc::Rc;
 use js_sys::{Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
+use web_sys::{Event, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use super::dom::window;
 use crate::fit::EpochMetrics;
@@ -58,7 +58,7 @@ pub struct Engine {
     next_id: Cell<u32>,
     ready: Promise,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+    _on_error: Closure<dyn FnMut(Event)>,
 }
 
 impl Engine {
@@ -93,7 +93,7 @@ impl Engine {
                 let data = event.data();
                 if data.as_string().as_deref() == Some("ready") {
                     if let Some((resolve, _)) = ready.borrow_mut().take() {
-                        let _ = resolve.call0(&JsValue::NULL);
+                        let _ = resolve.call1(&JsValue::NULL, &JsValue::TRUE);
                     }
                     return;
                 }
@@ -121,9 +121,15 @@ impl Engine {
         };
         let on_error = {
             let (pending, ready) = (pending.clone(), ready_settle.clone());
-            Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+            // An `ErrorEvent` for an error in the worker, a plain `Event` when its script did not
+            // load (missing, blocked, not JavaScript): `message` is read, not assumed.
+            Closure::<dyn FnMut(Event)>::new(move |event: Event| {
                 event.prevent_default(); // handled here: not an uncaught error on the page
-                let reason = JsValue::from(format!("the model stopped: {}", event.message()));
+                let message = js_sys::Reflect::get(&event, &"message".into())
+                    .ok()
+                    .and_then(|m| m.as_string())
+                    .unwrap_or_else(|| "its script did not load".into());
+                let reason = JsValue::from(format!("the model stopped: {message}"));
                 if let Some((_, reject)) = ready.borrow_mut().take() {
                     let _ = reject.call1(&JsValue::NULL, &reason);
                 }
@@ -147,7 +153,8 @@ impl Engine {
     }
 
     /// Send `request` with its payloads (transferred: the arrays are empty afterwards) and
-    /// await the reply; `timeout_ms` bounds the wait (a stuck GPU never answers).
+    /// await the reply; `timeout_ms` bounds the wait, the worker's start included (a stuck GPU
+    /// never answers; a thread pool that cannot start never says it is ready).
     pub async fn call(
         &self,
         request: Request,
@@ -203,9 +210,21 @@ impl Engine {
         bytes: Vec<Uint8Array>,
         timeout_ms: Option<i32>,
     ) -> Result<(Reply, Vec<Uint8Array>), CallError> {
-        JsFuture::from(self.ready.clone())
+        let deadline = timeout_ms.map(timeout);
+        let within = |promise: Promise| match &deadline {
+            Some(deadline) => Promise::race(&js_sys::Array::of2(&promise, deadline)),
+            None => promise,
+        };
+        let no_answer = || {
+            let seconds = timeout_ms.unwrap_or(0) / 1000;
+            CallError::Backend(format!("no answer after {seconds} s"))
+        };
+        let ready = JsFuture::from(within(self.ready.clone()))
             .await
             .map_err(|e| CallError::Backend(super::dom::error_text(&e)))?;
+        if ready.is_undefined() {
+            return Err(no_answer());
+        }
         let pending = self.pending.clone();
         let reply = Promise::new(&mut |resolve, reject| {
             pending.borrow_mut().insert(id, (resolve, reject));
@@ -219,17 +238,12 @@ impl Engine {
         self.worker
             .post_message_with_transfer(&message, &transfer)
             .map_err(|e| CallError::Backend(format!("the model's worker is gone: {e:?}")))?;
-        let reply = match timeout_ms {
-            Some(ms) => Promise::race(&js_sys::Array::of2(&reply, &timeout(ms))),
-            None => reply,
-        };
-        let data = JsFuture::from(reply)
+        let data = JsFuture::from(within(reply))
             .await
             .map_err(|e| CallError::Backend(super::dom::error_text(&e)))?;
         if data.is_undefined() {
             self.pending.borrow_mut().remove(&id);
-            let seconds = timeout_ms.unwrap_or(0) / 1000;
-            return Err(CallError::Backend(format!("no answer after {seconds} s")));
+            return Err(no_answer());
         }
         let reply = Envelope::<Reply>::from_js(&data).map_err(CallError::Backend)?;
         match reply.body {
@@ -252,6 +266,9 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.worker.terminate();
+        // Its handlers are dropped with it: no late message may reach them.
+        self.worker.set_onmessage(None);
+        self.worker.set_onerror(None);
     }
 }
 

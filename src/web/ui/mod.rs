@@ -38,6 +38,10 @@ use results::Card;
 const TOP_K: usize = 5;
 /// A software WebGPU adapter can take a minute per photo; past this, WebGPU is given up.
 const WEBGPU_TIMEOUT_MS: i32 = 180_000;
+/// The threaded model answers a photo in well under a second, and builds itself in a few:
+/// past this (a thread of its pool that failed leaves the others waiting for it), it is given
+/// up for one thread.
+const THREADED_TIMEOUT_MS: i32 = 120_000;
 /// The head the page starts with.
 const DEFAULT_HEAD: &str = crate::weights::bundle::IMAGENET_HEAD;
 
@@ -164,9 +168,11 @@ impl App {
         // already gave work the reload would lose.
         if wants_threads(backend) && !offline::isolated() {
             offline::register_service_worker().await;
-            if offline::reload_would_isolate() && self.jobs.borrow().is_empty() {
+            if offline::reload_would_isolate()
+                && self.jobs.borrow().is_empty()
+                && offline::reload_for_isolation()
+            {
                 set_text("status", "Reloading once, to compute on every core…");
-                offline::reload_for_isolation();
                 return Ok(());
             }
         }
@@ -293,14 +299,16 @@ impl App {
         let fail_after = (backend == Backend::WebGpu)
             .then(|| query("fail-webgpu-after").and_then(|n| n.parse().ok()))
             .flatten();
+        let activation_max = (query("int8-bits").as_deref() == Some("7")).then_some(127);
         let reply = engine
             .call(
                 Request::Create {
                     backend,
                     fail_after,
+                    activation_max,
                 },
                 vec![Uint8Array::from(&backbone[..]), Uint8Array::from(&head[..])],
-                None,
+                (engine.build() != engine::Build::Single).then_some(THREADED_TIMEOUT_MS),
             )
             .await
             .map_err(|e| e.message().to_string())?;
@@ -430,8 +438,9 @@ impl App {
     }
 
     /// One request to the model (`make` builds it and its payload: again for a retry, since
-    /// payloads are transferred), and the backend that answered. On WebGPU a failure that is
-    /// not the input's moves the session to the CPU, then tries once more.
+    /// payloads are transferred), and the backend that answered. A failure that is not the
+    /// input's moves the session from WebGPU to the CPU, or from the threaded model to one
+    /// thread, then tries once more.
     async fn ask(
         &self,
         make: &dyn Fn() -> (Request, Vec<Uint8Array>),
@@ -440,16 +449,21 @@ impl App {
             .model()
             .ok_or_else(|| CallError::Backend("the model is not ready".into()))?;
         let on_gpu = model.backend == Backend::WebGpu;
+        let threaded = model.engine.build() != engine::Build::Single;
         let (request, bytes) = make();
-        let timeout = on_gpu.then_some(WEBGPU_TIMEOUT_MS);
+        let timeout = if on_gpu {
+            Some(WEBGPU_TIMEOUT_MS)
+        } else {
+            threaded.then_some(THREADED_TIMEOUT_MS)
+        };
         match model
             .engine
             .call_with_payload(request, bytes, timeout)
             .await
         {
             Ok((reply, bytes)) => Ok((reply, bytes, model.backend)),
-            Err(CallError::Backend(reason)) if on_gpu => {
-                let model = self.fall_back_to_cpu(&model, &reason).await?;
+            Err(CallError::Backend(reason)) if on_gpu || threaded => {
+                let model = self.fall_back(&model, &reason).await?;
                 let (request, bytes) = make();
                 let (reply, bytes) = model.engine.call_with_payload(request, bytes, None).await?;
                 Ok((reply, bytes, model.backend))
@@ -458,23 +472,28 @@ impl App {
         }
     }
 
-    /// WebGPU failed mid-session (an error, a lost device, a crash, no answer): drop that
-    /// worker, rebuild on the CPU in a fresh one from the verified bytes held, carry on.
-    async fn fall_back_to_cpu(
-        &self,
-        failed: &Rc<Model>,
-        reason: &str,
-    ) -> Result<Rc<Model>, CallError> {
+    /// WebGPU, or the threaded model, failed mid-session (an error, a lost device, a crash,
+    /// no answer): drop that worker, rebuild in a fresh one from the verified bytes held — on
+    /// the CPU, and on one thread if threads failed — and carry on.
+    async fn fall_back(&self, failed: &Rc<Model>, reason: &str) -> Result<Rc<Model>, CallError> {
         if let Some(current) = self.model()
             && !Rc::ptr_eq(&current, failed)
         {
             return Ok(current); // another call already fell back
         }
-        web_sys::console::warn_1(
-            &format!("WebGPU failed ({reason}); switching to the CPU backend").into(),
-        );
         failed.engine.terminate();
-        let engine = Engine::spawn(model_build(Backend::Cpu)).map_err(CallError::Backend)?;
+        let build = if failed.backend == Backend::WebGpu {
+            web_sys::console::warn_1(
+                &format!("WebGPU failed ({reason}); switching to the CPU backend").into(),
+            );
+            model_build(Backend::Cpu)
+        } else {
+            web_sys::console::warn_1(
+                &format!("the threaded model failed ({reason}); computing on one thread").into(),
+            );
+            engine::Build::Single
+        };
+        let engine = Engine::spawn(build).map_err(CallError::Backend)?;
         let model = self
             .create_model(
                 engine,

@@ -1,5 +1,6 @@
-//! Offline use: `sw.js` keeps the app shell (both wasm modules included); the weights are in
-//! the Cache API ([`super::loading`]).
+//! Offline use: `sw.js` keeps the app shell (the page's wasm, and the model wasm this browser
+//! runs, once fetched); the weights are in the Cache API ([`super::loading`]). Cross-origin
+//! isolation: `sw.js` adds COOP/COEP, and a first visit reloads once to get them.
 
 use js_sys::{Promise, Reflect};
 use wasm_bindgen::JsCast;
@@ -9,8 +10,8 @@ use web_sys::{ServiceWorker, ServiceWorkerRegistration, ServiceWorkerState};
 use super::dom::{error_text, window};
 
 /// Register `sw.js` and wait until it is active (or has failed): the model's worker starts
-/// after it, so its 30 MB wasm comes from the shell the service worker keeps instead of a
-/// second download. Without service workers (an insecure context), at once.
+/// after it, so the service worker keeps the model wasm as the worker fetches it. Without
+/// service workers (an insecure context), at once.
 pub async fn register_service_worker() {
     let navigator = window().navigator();
     if !Reflect::has(&navigator, &"serviceWorker".into()).unwrap_or(false) {
@@ -31,9 +32,9 @@ pub async fn register_service_worker() {
             return;
         }
     };
-    if registration.active().is_some() {
-        return;
-    }
+    // A first install, or a new version's (it takes over at once: `skipWaiting`, `claim`):
+    // the model's worker then fetches through the version that adds COOP/COEP and keeps its
+    // wasm, and a reload for isolation is served by it.
     if let Some(worker) = registration.installing().or_else(|| registration.waiting()) {
         settled(&worker).await;
     }
@@ -85,11 +86,18 @@ pub fn reload_would_isolate() -> bool {
     !isolated() && controlled && !tried
 }
 
-/// Reload once for isolation (see [`reload_would_isolate`]).
-pub fn reload_for_isolation() {
+/// Reload once for isolation (see [`reload_would_isolate`]): `false`, and no reload, where
+/// the tab cannot remember that it tried (no session storage), which could loop.
+pub fn reload_for_isolation() -> bool {
     let window = window();
-    if let Ok(Some(storage)) = window.session_storage() {
-        let _ = storage.set_item(RELOADED_FOR_ISOLATION, "1");
-    }
-    let _ = window.location().reload();
+    let Ok(Some(storage)) = window.session_storage() else {
+        return false;
+    };
+    let remembered = storage.set_item(RELOADED_FOR_ISOLATION, "1").is_ok()
+        && storage
+            .get_item(RELOADED_FOR_ISOLATION)
+            .ok()
+            .flatten()
+            .is_some();
+    remembered && window.location().reload().is_ok()
 }
