@@ -11,7 +11,8 @@
 // On the CPU, onnxruntime-web runs twice: single-threaded from a plain page, and with --threads
 // wasm threads (default: this machine's cores) from a page served cross-origin isolated
 // (COOP/COEP, which wasm threads need; the page checks `crossOriginIsolated`). lucy runs the
-// same two ways: one thread (`?threads=1`), and its threaded model on --threads cores. Its page
+// same two ways: one thread (`?threads=1`), and its threaded model on every core the browser
+// reports (checked equal to --threads), by default on relaxed SIMD, then on SIMD128. Its page
 // is served as a static host serves it, without COOP/COEP, so on a first visit its service
 // worker reloads it once to isolate it (counted in its first prediction); --isolate-lucy
 // serves it with the headers, as scripts/serve does. The checked input is
