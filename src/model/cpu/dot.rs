@@ -51,7 +51,7 @@ impl Int8Kernel {
     /// same CPU, so worth choosing by default. Measured: VNNI 8.0 vs 19.5 ms of convolutions per
     /// photo; SIMD128 in the browser 123 vs 154 ms; AVX2 no faster than gemm's f32 (`vpmaddwd`
     /// does 16 multiply-adds where an f32 FMA does 8, but needs widening and more adds);
-    /// portable Rust ~50x slower; relaxed SIMD a third faster than SIMD128 in the page.
+    /// portable Rust ~50x slower; relaxed SIMD about half SIMD128's time in the page.
     pub fn beats_f32(self) -> bool {
         matches!(self, Self::Vnni512 | Self::RelaxedSimd | Self::Simd128)
     }
@@ -423,10 +423,11 @@ mod wasm {
         }
     }
 
-    /// Tiles of 3 rows x 16 columns: 12 accumulators, 4 weight vectors and the broadcast row,
-    /// about the 16 registers browsers map SIMD128 onto (measured a third faster than the
-    /// SIMD128 kernel in the page; 2-row tiles were not tried). Each `relaxed_dot` multiplies 4 columns x 4 depth bytes,
-    /// as `vpdpbusd` does 16 columns (the panels' layout is VNNI's).
+    /// Tiles of 2 rows x 16 columns: 8 accumulators, 4 weight vectors and the broadcast row,
+    /// within the 16 registers browsers map SIMD128 onto (3-row tiles spill: the page's
+    /// backbone took 50–55 ms on two threads with them, 34–36 ms with these). Each
+    /// `relaxed_dot` multiplies 4 columns x 4 depth bytes, as `vpdpbusd` does 16 columns (the
+    /// panels' layout is VNNI's).
     ///
     /// # Safety
     /// As for the VNNI kernel (`x86::vnni`); every activation byte ≤ 127.
@@ -444,12 +445,12 @@ mod wasm {
         let (groups, ldo) = (b.depth / 4, panels * PANEL);
         for p in 0..panels {
             let w = b.panel(first_panel + p).as_ptr();
-            for (r, mr) in row_groups(rows, 3) {
+            for (r, mr) in row_groups(rows, 2) {
                 // SAFETY: rows r..r+mr of panel p (caller's promise).
                 unsafe {
                     let x = a.add(r * lda);
                     let o = out.as_mut_ptr().add(r * ldo + p * PANEL);
-                    by_rows!(mr, relaxed_tile, (x, lda, w, groups, o, ldo), [1 2 3]);
+                    by_rows!(mr, relaxed_tile, (x, lda, w, groups, o, ldo), [1 2]);
                 }
             }
         }
