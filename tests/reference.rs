@@ -360,8 +360,7 @@ mod shared {
     /// 93.8 % of them (BENCHMARKS.md).
     #[test]
     fn int8_top1_agreement_with_f32_on_real_photos() {
-        let mut photos: Vec<_> = walk(&catsdogs());
-        photos.sort();
+        let photos = files_under(&catsdogs());
         assert_eq!(photos.len(), 353);
         let models = [
             classifier(Precision::F32),
@@ -401,19 +400,6 @@ mod shared {
         );
         assert!((percent[0] - INT8_AGREEMENT).abs() <= 1.0, "{}", percent[0]);
         assert!((percent[1] - INT7_AGREEMENT).abs() <= 1.0, "{}", percent[1]);
-    }
-
-    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                files.extend(walk(&path));
-            } else {
-                files.push(path);
-            }
-        }
-        files
     }
 
     #[test]

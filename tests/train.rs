@@ -289,15 +289,11 @@ mod shared {
 
 /// Every cached feature file under `dir`, by name (content hash + view), with its bytes.
 fn cached_features(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut found = std::collections::BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(cached_features(&path));
-        } else {
+    common::files_under(dir)
+        .into_iter()
+        .map(|path| {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            found.insert(name, std::fs::read(&path).unwrap());
-        }
-    }
-    found
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect()
 }

@@ -110,6 +110,21 @@ pub fn top_indices(values: &[f32], k: usize) -> Vec<usize> {
     order
 }
 
+/// Every file under `dir`, in its sub-folders too, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
 /// The ImageNet classifier on the CPU with the `precision` backbone, from the test bundle.
 pub fn imagenet_classifier(precision: lucy::weights::Precision) -> lucy::classifier::Classifier {
     let device = burn::prelude::Device::flex();

@@ -253,8 +253,9 @@ impl Engine {
         }
     }
 
-    pub fn build(&self) -> Build {
-        self.build
+    /// Whether this worker runs the threaded model.
+    pub fn is_threaded(&self) -> bool {
+        matches!(self.build, Build::Threaded { .. })
     }
 
     pub fn terminate(&self) {

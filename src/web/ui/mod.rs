@@ -271,21 +271,19 @@ impl App {
         backbone: Rc<Vec<u8>>,
         head: Rc<Vec<u8>>,
     ) -> Result<Rc<Model>, String> {
-        if engine.build() == engine::Build::Single {
-            return self.create_model_in(engine, backend, backbone, head).await;
-        }
+        let threaded = engine.is_threaded();
         match self
             .create_model_in(engine, backend, backbone.clone(), head.clone())
             .await
         {
-            Ok(model) => Ok(model),
-            Err(e) => {
+            Err(e) if threaded => {
                 web_sys::console::warn_1(
                     &format!("the threaded model failed ({e}); computing on one thread").into(),
                 );
                 let engine = Engine::spawn(engine::Build::Single)?;
                 self.create_model_in(engine, backend, backbone, head).await
             }
+            created => created,
         }
     }
 
@@ -308,7 +306,7 @@ impl App {
                     activation_max,
                 },
                 vec![Uint8Array::from(&backbone[..]), Uint8Array::from(&head[..])],
-                (engine.build() != engine::Build::Single).then_some(THREADED_TIMEOUT_MS),
+                engine.is_threaded().then_some(THREADED_TIMEOUT_MS),
             )
             .await
             .map_err(|e| e.message().to_string())?;
@@ -449,7 +447,7 @@ impl App {
             .model()
             .ok_or_else(|| CallError::Backend("the model is not ready".into()))?;
         let on_gpu = model.backend == Backend::WebGpu;
-        let threaded = model.engine.build() != engine::Build::Single;
+        let threaded = model.engine.is_threaded();
         let (request, bytes) = make();
         let timeout = if on_gpu {
             Some(WEBGPU_TIMEOUT_MS)
