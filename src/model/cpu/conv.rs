@@ -172,45 +172,61 @@ impl Window {
 
     /// im2col: into `cols`, one row per output pixel (`[h, w]` of them per image): the
     /// `kernel x kernel` window of input channels it sees (zeros where the window hangs over
-    /// the padding). `x` is `[n, h, w, c]` channels-last; f32 or quantized bytes alike.
-    pub(super) fn im2col<T: Copy + Default + Send + Sync>(
+    /// the padding). `x` is `[n, h, w, c]` channels-last.
+    pub(super) fn im2col(
         self,
-        x: &[T],
+        x: &[f32],
         [n, x_h, x_w, c]: [usize; 4],
         [h, w]: [usize; 2],
-        cols: &mut [T],
+        cols: &mut [f32],
     ) {
-        let k = self.kernel;
-        let depth = k * k * c;
+        let depth = self.kernel * self.kernel * c;
         assert!(x.len() == n * x_h * x_w * c && cols.len() == n * h * w * depth);
-        let zero = T::default();
         for_each_chunk(cols, depth * ROWS_PER_TASK, |chunk, first| {
             for (r, row) in chunk.chunks_mut(depth).enumerate() {
                 let pixel = first * ROWS_PER_TASK + r;
-                let (b, oy, ox) = position(pixel, h, w);
-                // Input column of the window's left edge (negative: in the padding).
-                let left = (ox * self.stride) as isize - self.padding as isize;
-                // The window's columns inside the image, [inside.0, inside.1) of 0..k: one
-                // contiguous run of channels-last pixels per window row.
-                let inside = (
-                    (-left).clamp(0, k as isize) as usize,
-                    (x_w as isize - left).clamp(0, k as isize) as usize,
-                );
-                for (ky, segment) in row.chunks_mut(k * c).enumerate() {
-                    let iy = (oy * self.stride + ky) as isize - self.padding as isize;
-                    let (lo, hi) = inside;
-                    if iy < 0 || iy >= x_h as isize || lo >= hi {
-                        segment.fill(zero);
-                        continue;
-                    }
-                    let src = ((b * x_h + iy as usize) * x_w) as isize + left + lo as isize;
-                    let src = src as usize * c;
-                    segment[..lo * c].fill(zero);
-                    segment[lo * c..hi * c].copy_from_slice(&x[src..src + (hi - lo) * c]);
-                    segment[hi * c..].fill(zero);
-                }
+                self.im2col_row(x, [n, x_h, x_w, c], [h, w], pixel, row, |to, from| {
+                    to.copy_from_slice(from)
+                });
             }
         });
+    }
+
+    /// One row of [`Self::im2col`], output pixel `pixel`'s, of any element type: `copy`
+    /// converts each contiguous run of input values (the int8 convolutions quantize as they
+    /// copy), zeros fill the padding.
+    pub(super) fn im2col_row<S, T: Copy + Default>(
+        self,
+        x: &[S],
+        [_, x_h, x_w, c]: [usize; 4],
+        [h, w]: [usize; 2],
+        pixel: usize,
+        row: &mut [T],
+        copy: impl Fn(&mut [T], &[S]),
+    ) {
+        let k = self.kernel;
+        let zero = T::default();
+        let (b, oy, ox) = position(pixel, h, w);
+        // Input column of the window's left edge (negative: in the padding).
+        let left = (ox * self.stride) as isize - self.padding as isize;
+        // The window's columns inside the image, [inside.0, inside.1) of 0..k: one
+        // contiguous run of channels-last pixels per window row.
+        let (lo, hi) = (
+            (-left).clamp(0, k as isize) as usize,
+            (x_w as isize - left).clamp(0, k as isize) as usize,
+        );
+        for (ky, segment) in row.chunks_mut(k * c).enumerate() {
+            let iy = (oy * self.stride + ky) as isize - self.padding as isize;
+            if iy < 0 || iy >= x_h as isize || lo >= hi {
+                segment.fill(zero);
+                continue;
+            }
+            let src = ((b * x_h + iy as usize) * x_w) as isize + left + lo as isize;
+            let src = src as usize * c;
+            segment[..lo * c].fill(zero);
+            copy(&mut segment[lo * c..hi * c], &x[src..src + (hi - lo) * c]);
+            segment[hi * c..].fill(zero);
+        }
     }
 }
 

@@ -33,7 +33,7 @@ pub use parallel::threads;
 use activations::{Activations, buffer, position};
 use conv::PackedConv;
 use parallel::{ROWS_PER_TASK, for_each_chunk, map_items};
-use quantized::{Int8Conv, max_of, quantize};
+use quantized::{Int8Conv, max_of};
 
 use super::resnet::{Block, FEATURES, assemble, conv_specs};
 use super::{ModelError, NamedTensors, ensure_all_used};
@@ -235,34 +235,23 @@ impl CpuResNet50 {
                 } = *settings;
                 let mut max = max_of(&x.data);
                 for block in blocks {
-                    // Each convolution quantizes its input (timed with it); the block's input
-                    // once, for its projection and its reduce.
-                    let mut run =
-                        |conv: &Int8Conv, x: &Activations, xq: &mut Option<_>, max, residual| {
-                            timed(
-                                &mut timing,
-                                &conv.name,
-                                conv.algorithm(),
-                                conv.kernel,
-                                x,
-                                || {
-                                    conv.forward(
-                                        kernel,
-                                        xq.get_or_insert_with(|| quantize(x, max, activation_max)),
-                                        residual,
-                                    )
-                                },
-                            )
-                        };
-                    let mut input = None;
-                    let shortcut = block
-                        .projection
-                        .as_ref()
-                        .map(|p| run(p, &x, &mut input, max, None).0);
-                    let (y, y_max) = run(&block.reduce, &x, &mut input, max, None);
-                    let (y, y_max) = run(&block.spatial, &y, &mut None, y_max, None);
+                    // Each convolution quantizes its input as its product gathers it (timed
+                    // with it).
+                    let mut run = |conv: &Int8Conv, x: &Activations, max, residual| {
+                        timed(
+                            &mut timing,
+                            &conv.name,
+                            conv.algorithm(),
+                            conv.kernel,
+                            x,
+                            || conv.forward(kernel, x, (max, activation_max), residual),
+                        )
+                    };
+                    let shortcut = block.projection.as_ref().map(|p| run(p, &x, max, None).0);
+                    let (y, y_max) = run(&block.reduce, &x, max, None);
+                    let (y, y_max) = run(&block.spatial, &y, y_max, None);
                     let residual = Some(shortcut.as_ref().unwrap_or(&x));
-                    (x, max) = run(&block.expand, &y, &mut None, y_max, residual);
+                    (x, max) = run(&block.expand, &y, y_max, residual);
                 }
             }
         }

@@ -4,6 +4,8 @@
 //! pointers and strides, and some splits hand each core a strided block of one output that no
 //! safe slice can describe.
 
+use std::ops::Range;
+
 use super::dot::{Int8Kernel, PANEL, PackedInt8, product as int8_product};
 use super::parallel::{for_each_chunk, for_each_item, map_items, threads};
 
@@ -66,74 +68,81 @@ pub(super) fn matmul(
     });
 }
 
-/// Rows of an int8 product's tile, at least: a multiple of the VNNI kernel's 6 rows. With 4
-/// panels (64 columns) a tile's activations (48 x depth bytes) and weights (64 x depth) sit in
-/// L2. Short products (depth 64–256) take more rows, so that a tile is worth a task
-/// ([`INT8_TILE_WORK`] multiply-adds).
+/// Rows of an int8 product's tile: a multiple of the VNNI kernel's 6 rows. A tile's
+/// activations (48 x depth bytes) and a group of 4 panels of weights (64 x depth) sit in L2,
+/// its sums (48 x 64) in L1.
 const INT8_TILE_ROWS: usize = 48;
 const INT8_TILE_PANELS: usize = 4;
-const INT8_TILE_WORK: usize = 1 << 21;
 
 thread_local! {
+    /// Each thread's tile buffers, kept: a fresh one of over 128 KB is a fresh mapping, whose
+    /// pages the kernel clears on every call.
+    static TILE_ROWS: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
     static TILE_SUMS: std::cell::Cell<Vec<i32>> = const { std::cell::Cell::new(Vec::new()) };
+    static TILE_OUT: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// `out[rows, cout] = dequantize(a[rows, depth] · weights)`, `a` u8 rows at stride `lda`:
-/// the i32 sums of each tile (48 rows or more x 64 columns, tiles spread over the cores) are
-/// handed to `finish(strip, sums, row, first column)`, which writes that row's f32 strip while
-/// both are in cache and returns a maximum. Returns the largest of them (0 if none).
+/// `out[rows, cout] = dequantize(a[rows, depth] · weights)`. Each tile (48 rows x all
+/// columns; on products of few rows, x a share of the columns so that every core has four
+/// tiles) has `fill(rows, first row)` write its rows of `a` (u8, `depth` each: quantized and
+/// gathered from the layer's input, so no quantized copy of the whole input is made), then,
+/// 64 columns at a time, hands the i32 sums to `finish(tile, sums, first row, columns)`,
+/// which writes the f32 tile (`rows x 64`, row-major) while both are in cache and returns a
+/// maximum. Returns the largest of them (0 if none).
 pub(super) fn int8_matmul(
     kernel: Int8Kernel,
-    (a, lda): (&[u8], usize),
     weights: &PackedInt8,
     out: &mut [f32],
     [rows, cout]: [usize; 2],
-    finish: impl Fn(&mut [f32], &[i32], usize, usize) -> f32 + Send + Sync,
+    fill: impl Fn(&mut [u8], usize) + Send + Sync,
+    finish: impl Fn(&mut [f32], &[i32], usize, Range<usize>) -> f32 + Send + Sync,
 ) -> f32 {
-    let panels = weights.panels();
+    let (depth, panels) = (weights.depth(), weights.panels());
     assert!(panels * PANEL == cout && out.len() == rows * cout);
-    assert!(rows == 0 || a.len() >= (rows - 1) * lda + weights.depth());
-    let col_tiles = panels.div_ceil(INT8_TILE_PANELS);
-    let cols = (INT8_TILE_PANELS * PANEL).min(cout);
-    let most_rows = INT8_TILE_ROWS.max(INT8_TILE_WORK / (weights.depth() * cols).max(1));
-    // Two tiles per core at least, and even ones: 49 rows make 2 tiles of 30 and 19, not 48
-    // and 1.
-    let row_tiles = rows
-        .div_ceil(most_rows)
-        .max((2 * threads()).div_ceil(col_tiles))
-        .max(1);
-    let tile_rows = rows.div_ceil(row_tiles).next_multiple_of(6).max(6);
-    let tiles = rows.div_ceil(tile_rows) * col_tiles;
+    let groups = panels.div_ceil(INT8_TILE_PANELS);
+    // Even tiles: 49 rows make 2 tiles of 30 and 19, not 48 and 1.
+    let row_tiles = rows.div_ceil(INT8_TILE_ROWS).max(1);
+    let tile_rows = rows.div_ceil(row_tiles).next_multiple_of(6);
+    let row_tiles = rows.div_ceil(tile_rows).max(1);
+    // Columns split only where rows are too few for four tiles per core (the last stages:
+    // fewer leave a core idle while the other finishes an odd tile), each share then
+    // gathering the same rows again.
+    let col_tiles = (4 * threads()).div_ceil(row_tiles).clamp(1, groups);
+    let groups_per_tile = groups.div_ceil(col_tiles);
+    let col_tiles = groups.div_ceil(groups_per_tile);
     let out_ptr = SendPtr(out.as_mut_ptr());
-    let maxima = map_items((0..tiles).collect(), |tile| {
-        let (r0, p0) = (
-            tile / col_tiles * tile_rows,
-            tile % col_tiles * INT8_TILE_PANELS,
-        );
-        let (nr, np) = (tile_rows.min(rows - r0), INT8_TILE_PANELS.min(panels - p0));
-        let (c0, nc) = (p0 * PANEL, np * PANEL);
-        // Each thread's own buffer, kept: a fresh one of over 128 KB is a fresh mapping,
-        // whose pages the kernel clears on every call.
-        let mut sums = TILE_SUMS.take();
-        sums.resize(nr * nc, 0);
-        int8_product(
-            kernel,
-            (&a[r0 * lda..], lda),
-            nr,
-            weights,
-            (p0, np),
-            &mut sums,
-        );
+    let maxima = map_items((0..row_tiles * col_tiles).collect(), |tile| {
+        let r0 = tile / col_tiles * tile_rows;
+        let nr = tile_rows.min(rows - r0);
+        let first_group = tile % col_tiles * groups_per_tile;
+        let mut a = TILE_ROWS.take();
+        a.resize(nr * depth, 0);
+        fill(&mut a, r0);
+        let (mut sums, mut tile_out) = (TILE_SUMS.take(), TILE_OUT.take());
         let mut max = 0f32;
-        for (r, sums) in sums.chunks_exact(nc).enumerate() {
-            // SAFETY: columns c0..c0+nc of row r0+r: in bounds (asserted above), and no other
-            // tile writes them; `out` aliases nothing else.
-            let strip = unsafe {
-                std::slice::from_raw_parts_mut(out_ptr.get().add((r0 + r) * cout + c0), nc)
-            };
-            max = max.max(finish(strip, sums, r0 + r, c0));
+        for group in first_group..(first_group + groups_per_tile).min(groups) {
+            let p0 = group * INT8_TILE_PANELS;
+            let np = INT8_TILE_PANELS.min(panels - p0);
+            let (c0, nc) = (p0 * PANEL, np * PANEL);
+            sums.resize(nr * nc, 0);
+            tile_out.resize(nr * nc, 0.0);
+            int8_product(kernel, (&a, depth), nr, weights, (p0, np), &mut sums);
+            max = max.max(finish(&mut tile_out, &sums, r0, c0..c0 + nc));
+            for (r, row) in tile_out.chunks_exact(nc).enumerate() {
+                // SAFETY: columns c0..c0+nc of row r0+r: in bounds (asserted above), and no
+                // other tile writes them; `out` aliases nothing else.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        row.as_ptr(),
+                        out_ptr.get().add((r0 + r) * cout + c0),
+                        nc,
+                    )
+                };
+            }
         }
+        TILE_ROWS.set(a);
         TILE_SUMS.set(sums);
+        TILE_OUT.set(tile_out);
         max
     });
     maxima.into_iter().fold(0.0, f32::max)

@@ -1,7 +1,8 @@
 //! The int8 arithmetic of the CPU backbone: a convolution whose weights are the downloaded
-//! int8 values (one scale per output channel) and whose input is quantized to u8, summed
-//! exactly in i32 (`dot`), then dequantized, biased, added to the residual and rectified in
-//! one pass over each tile while it is in cache (`product::int8_matmul`).
+//! int8 values (one scale per output channel) and whose input is quantized to u8 as each tile
+//! gathers its rows, summed exactly in i32 (`dot`), then dequantized, biased, added to the
+//! residual and rectified in one pass over each tile while it is in cache
+//! (`product::int8_matmul`).
 //!
 //! Activations are quantized per tensor with a scale computed at run time from the tensor's
 //! own maximum, not calibrated at import: every input a convolution here sees comes out of a
@@ -9,69 +10,30 @@
 //! and the import needs no photos. The maximum is found by the epilogue of the layer that
 //! makes the tensor, so it costs no extra pass. The residual stream between blocks stays f32.
 
-use std::borrow::Cow;
+use std::ops::Range;
 
-use super::activations::{Activations, buffer, recycle};
+use super::activations::{Activations, buffer};
 use super::conv::Window;
 use super::dot::{Int8Kernel, PackedInt8};
-use super::parallel::{ROWS_PER_TASK, for_each_chunk};
 use super::product::int8_matmul;
 use super::simd::widest;
 use crate::model::quant::quantize_per_channel;
 use crate::model::resnet::ConvSpec;
 
-/// Activations quantized to u8: `value ≈ data · scale`, channels-last like [`Activations`].
-#[derive(Debug)]
-pub(super) struct Quantized {
-    pub(super) n: usize,
-    pub(super) h: usize,
-    pub(super) w: usize,
-    pub(super) c: usize,
-    pub(super) data: Vec<u8>,
-    pub(super) scale: f32,
-}
-
-impl Drop for Quantized {
-    fn drop(&mut self) {
-        recycle(std::mem::take(&mut self.data));
-    }
-}
-
-/// Quantize `x`, whose values are all ≥ 0 and at most `max`: the largest maps to `top` (255,
-/// or 127 for a kernel that multiplies 7-bit activations only).
-pub(super) fn quantize(x: &Activations, max: f32, top: u8) -> Quantized {
-    debug_assert!(
-        x.data
-            .iter()
-            .all(|v| v.to_bits() <= f32::INFINITY.to_bits()),
-        "≥ 0"
-    );
+/// The scale of activations (all ≥ 0) whose largest value is `max`, quantized to `0..=top`
+/// (255, or 127 for a kernel that multiplies 7-bit activations only): `value ≈ q · scale`.
+pub(super) fn activation_scale(max: f32, top: u8) -> f32 {
     // A maximum under the smallest normal float would make an infinite inverse.
-    let top = f32::from(top);
-    let scale = if max >= f32::MIN_POSITIVE {
-        max / top
+    if max >= f32::MIN_POSITIVE {
+        max / f32::from(top)
     } else {
         1.0
-    };
-    let inverse = 1.0 / scale;
-    let mut data = buffer(x.data.len());
-    let len = x.c * ROWS_PER_TASK * 16;
-    for_each_chunk(&mut data, len, |chunk, i| {
-        quantize_into(chunk, &x.data[i * len..], inverse, top)
-    });
-    Quantized {
-        n: x.n,
-        h: x.h,
-        w: x.w,
-        c: x.c,
-        data,
-        scale,
     }
 }
 
 widest! {
     /// `q = round(v · inverse)`, half up, saturating at 0 and `top` (≤ 255).
-    fn quantize_into(q: &mut [u8], values: &[f32], inverse: f32, top: f32) -> () {
+    pub(super) fn quantize_into(q: &mut [u8], values: &[f32], inverse: f32, top: f32) -> () {
         for (q, &v) in q.iter_mut().zip(values) {
             // Clamped first by comparisons (a NaN becomes `top`; `min`/`max` would keep this
             // loop scalar in wasm, `clamp` would keep the NaN), so the conversion is in range.
@@ -159,11 +121,13 @@ impl Int8Conv {
     }
 
     /// `relu?(conv(x) + bias + residual)` in f32, and its largest value (for the next
-    /// quantization; 0 without a ReLU, whose output is never quantized).
+    /// quantization; 0 without a ReLU, whose output is never quantized). `x` (all ≥ 0, at
+    /// most `max`) is quantized to `0..=top` as the product gathers it.
     pub(super) fn forward(
         &self,
         kernel: Int8Kernel,
-        x: &Quantized,
+        x: &Activations,
+        (max, top): (f32, u8),
         residual: Option<&Activations>,
     ) -> (Activations, f32) {
         assert_eq!(x.c, self.in_channels, "input channels");
@@ -175,41 +139,42 @@ impl Int8Conv {
                 (x.n, h, w, cout)
             );
         }
-        let rows = x.n * h * w;
-        let (a, lda): (Cow<[u8]>, usize) = if self.is_direct() {
-            (Cow::Borrowed(&x.data), x.c)
-        } else {
-            let depth = self.weights.depth();
-            let mut cols = buffer(rows * depth);
-            self.window
-                .im2col(&x.data, [x.n, x.h, x.w, x.c], [h, w], &mut cols);
-            (Cow::Owned(cols), depth)
+        let scale = activation_scale(max, top);
+        let (inverse, top) = (1.0 / scale, f32::from(top));
+        let (depth, shape, direct) = (self.weights.depth(), [x.n, x.h, x.w, x.c], self.is_direct());
+        let fill = |rows: &mut [u8], first: usize| {
+            if direct {
+                // The activations as they lie: one row per pixel.
+                quantize_into(rows, &x.data[first * x.c..], inverse, top);
+                return;
+            }
+            for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
+                let quantize = |to: &mut [u8], from: &[f32]| quantize_into(to, from, inverse, top);
+                self.window
+                    .im2col_row(&x.data, shape, [h, w], first + r, row, quantize);
+            }
         };
         // Sum · (input scale · channel scale) dequantizes.
-        let factors: Vec<f32> = self.scales.iter().map(|s| s * x.scale).collect();
-        let mut out = buffer(rows * cout);
+        let factors: Vec<f32> = self.scales.iter().map(|s| s * scale).collect();
+        let mut out = buffer(x.n * h * w * cout);
         let max = int8_matmul(
             kernel,
-            (&a, lda),
             &self.weights,
             &mut out,
-            [rows, cout],
-            |strip, sums, row, c0| {
-                let n = strip.len();
-                let skip = residual.map(|s| &s.data[row * cout + c0..][..n]);
-                finish_int8_row(
-                    strip,
+            [x.n * h * w, cout],
+            fill,
+            |tile, sums, first, cols: Range<usize>| {
+                let skip = residual.map(|s| (&s.data[first * cout + cols.start..], cout));
+                finish_int8_tile(
+                    tile,
                     sums,
-                    &factors[c0..][..n],
-                    &self.bias[c0..][..n],
+                    &factors[cols.clone()],
+                    &self.bias[cols],
                     skip,
                     self.relu,
                 )
             },
         );
-        if let Cow::Owned(cols) = a {
-            recycle(cols);
-        }
         let out = Activations {
             n: x.n,
             h,
@@ -222,24 +187,34 @@ impl Int8Conv {
 }
 
 widest! {
-    /// One output pixel's strip: `relu?(sum · factor + bias + skip)`, and its maximum (0 without
-    /// a ReLU). One pass over a strip in L1, which vectorizes.
-    fn finish_int8_row(
-        row: &mut [f32],
+    /// A tile of output pixels (rows of `factors.len()` columns): `relu?(sum · factor + bias +
+    /// skip)`, and its maximum (0 without a ReLU); `skip`'s rows are `stride` apart. One pass
+    /// over a tile in L1, which vectorizes.
+    fn finish_int8_tile(
+        tile: &mut [f32],
         sums: &[i32],
         factors: &[f32],
         bias: &[f32],
-        skip: Option<&[f32]>,
+        skip: Option<(&[f32], usize)>,
         relu: bool,
     ) -> f32 {
-        let n = row.len();
-        let (sums, factors, bias) = (&sums[..n], &factors[..n], &bias[..n]);
-        match (skip, relu) {
-            (Some(skip), true) => finish::<true, true>(row, sums, factors, bias, &skip[..n]),
-            (Some(skip), false) => finish::<true, false>(row, sums, factors, bias, &skip[..n]),
-            (None, true) => finish::<false, true>(row, sums, factors, bias, &[]),
-            (None, false) => finish::<false, false>(row, sums, factors, bias, &[]),
+        let n = factors.len();
+        let bias = &bias[..n];
+        let mut max = 0f32;
+        for (r, (row, sums)) in tile.chunks_exact_mut(n).zip(sums.chunks_exact(n)).enumerate() {
+            let row_max = match (skip, relu) {
+                (Some((skip, stride)), true) => {
+                    finish::<true, true>(row, sums, factors, bias, &skip[r * stride..][..n])
+                }
+                (Some((skip, stride)), false) => {
+                    finish::<true, false>(row, sums, factors, bias, &skip[r * stride..][..n])
+                }
+                (None, true) => finish::<false, true>(row, sums, factors, bias, &[]),
+                (None, false) => finish::<false, false>(row, sums, factors, bias, &[]),
+            };
+            max = if row_max > max { row_max } else { max };
         }
+        max
     }
 }
 
@@ -312,11 +287,11 @@ mod tests {
             // 8-bit activations, and 7-bit ones (relaxed SIMD's): half the steps, so twice the
             // rounding error allowed.
             for (top, tolerance) in [(255, 0.01), (127, 0.02)] {
-                let xq = quantize(&x, max_of(&x.data), top);
+                let x_max = max_of(&x.data);
                 let mut first: Option<Vec<f32>> = None;
                 let kernels = Int8Kernel::ALL.into_iter().filter(|k| k.available());
                 for kernel in kernels.filter(|k| k.activation_max() >= top) {
-                    let (ours, max) = int8.forward(kernel, &xq, skip.as_ref());
+                    let (ours, max) = int8.forward(kernel, &x, (x_max, top), skip.as_ref());
                     let range = max_of(&expected.data.iter().map(|v| v.abs()).collect::<Vec<_>>());
                     let worst = ours
                         .data
@@ -342,19 +317,15 @@ mod tests {
 
     #[test]
     fn quantize_maps_the_maximum_to_the_top_and_rounds() {
-        let x = Activations {
-            n: 1,
-            h: 1,
-            w: 1,
-            c: 4,
-            data: vec![0.0, 0.5, 2.0, 0.004],
+        let x = [0.0, 0.5, 2.0, 0.004];
+        let quantized = |max: f32, top: u8| {
+            let mut q = [9u8; 4];
+            let scale = activation_scale(max, top);
+            quantize_into(&mut q, &x, 1.0 / scale, f32::from(top));
+            (q, scale)
         };
-        let q = quantize(&x, 2.0, 255);
-        assert_eq!(q.data, [0, 64, 255, 1]);
-        assert_eq!(q.scale, 2.0 / 255.0);
-        let q = quantize(&x, 2.0, 127);
-        assert_eq!(q.data, [0, 32, 127, 0]);
-        assert_eq!(q.scale, 2.0 / 127.0);
-        assert_eq!(quantize(&x, 0.0, 255).data[0], 0, "an all-zero tensor");
+        assert_eq!(quantized(2.0, 255), ([0, 64, 255, 1], 2.0 / 255.0));
+        assert_eq!(quantized(2.0, 127), ([0, 32, 127, 0], 2.0 / 127.0));
+        assert_eq!(quantized(0.0, 255).0[0], 0, "an all-zero tensor");
     }
 }
