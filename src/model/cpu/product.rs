@@ -86,16 +86,16 @@ thread_local! {
 /// columns; on products of few rows, x a share of the columns so that every core has four
 /// tiles) has `fill(rows, first row)` write its rows of `a` (u8, `depth` each: quantized and
 /// gathered from the layer's input, so no quantized copy of the whole input is made), then,
-/// 64 columns at a time, hands the i32 sums to `finish(tile, sums, first row, columns)`,
-/// which writes the f32 tile (`rows x 64`, row-major) while both are in cache and returns a
-/// maximum. Returns the largest of them (0 if none).
+/// 64 columns at a time, hands the i32 sums to `finish((tile, stride), sums, first row,
+/// columns)`, which writes the f32 tile (`rows x 64`, rows `stride` apart) while both are in
+/// cache and returns a maximum. Returns the largest of them (0 if none).
 pub(super) fn int8_matmul(
     kernel: Int8Kernel,
     weights: &PackedInt8,
     out: &mut [f32],
     [rows, cout]: [usize; 2],
     fill: impl Fn(&mut [u8], usize) + Send + Sync,
-    finish: impl Fn(&mut [f32], &[i32], usize, Range<usize>) -> f32 + Send + Sync,
+    finish: impl Fn((&mut [f32], usize), &[i32], usize, Range<usize>) -> f32 + Send + Sync,
 ) -> f32 {
     let (depth, panels) = (weights.depth(), weights.panels());
     assert!(panels * PANEL == cout && out.len() == rows * cout);
@@ -119,15 +119,27 @@ pub(super) fn int8_matmul(
         a.resize(nr * depth, 0);
         fill(&mut a, r0);
         let (mut sums, mut tile_out) = (TILE_SUMS.take(), TILE_OUT.take());
+        // A tile of whole rows finishes straight into them; a share of the columns into its
+        // own buffer, copied out.
+        // SAFETY: rows r0..r0+nr are in bounds (asserted above), and written by this tile
+        // alone when it has all the columns; `out` aliases nothing else.
+        let mut own_rows = (col_tiles == 1).then(|| unsafe {
+            std::slice::from_raw_parts_mut(out_ptr.get().add(r0 * cout), nr * cout)
+        });
         let mut max = 0f32;
         for group in first_group..(first_group + groups_per_tile).min(groups) {
             let p0 = group * INT8_TILE_PANELS;
             let np = INT8_TILE_PANELS.min(panels - p0);
             let (c0, nc) = (p0 * PANEL, np * PANEL);
             sums.resize(nr * nc, 0);
-            tile_out.resize(nr * nc, 0.0);
             int8_product(kernel, (&a, depth), nr, weights, (p0, np), &mut sums);
-            max = max.max(finish(&mut tile_out, &sums, r0, c0..c0 + nc));
+            let columns = c0..c0 + nc;
+            if let Some(rows) = own_rows.as_deref_mut() {
+                max = max.max(finish((&mut rows[c0..], cout), &sums, r0, columns));
+                continue;
+            }
+            tile_out.resize(nr * nc, 0.0);
+            max = max.max(finish((&mut tile_out, nc), &sums, r0, columns));
             for (r, row) in tile_out.chunks_exact(nc).enumerate() {
                 // SAFETY: columns c0..c0+nc of row r0+r: in bounds (asserted above), and no
                 // other tile writes them; `out` aliases nothing else.

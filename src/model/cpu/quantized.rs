@@ -12,9 +12,10 @@
 
 use std::ops::Range;
 
-use super::activations::{Activations, buffer};
+use super::activations::{Activations, buffer, recycle};
 use super::conv::Window;
 use super::dot::{Int8Kernel, PackedInt8};
+use super::parallel::for_each_chunk;
 use super::product::int8_matmul;
 use super::simd::widest;
 use crate::model::quant::quantize_per_channel;
@@ -29,6 +30,16 @@ pub(super) fn activation_scale(max: f32, top: u8) -> f32 {
     } else {
         1.0
     }
+}
+
+/// `values` quantized ([`quantize_into`]), on all cores.
+fn quantize(values: &[f32], inverse: f32, top: f32) -> Vec<u8> {
+    let mut q = buffer(values.len());
+    let len = 16 * 1024;
+    for_each_chunk(&mut q, len, |chunk, i| {
+        quantize_into(chunk, &values[i * len..], inverse, top)
+    });
+    q
 }
 
 widest! {
@@ -141,17 +152,26 @@ impl Int8Conv {
         }
         let scale = activation_scale(max, top);
         let (inverse, top) = (1.0 / scale, f32::from(top));
-        let (depth, shape, direct) = (self.weights.depth(), [x.n, x.h, x.w, x.c], self.is_direct());
-        let fill = |rows: &mut [u8], first: usize| {
-            if direct {
-                // The activations as they lie: one row per pixel.
-                quantize_into(rows, &x.data[first * x.c..], inverse, top);
-                return;
+        let (depth, shape) = (self.weights.depth(), [x.n, x.h, x.w, x.c]);
+        // A window wider than a pixel sees each input pixel up to k·k times: quantized once,
+        // up front. A 1x1 convolution quantizes the pixels it reads as it reads them.
+        let quantized = (self.kernel > 1).then(|| quantize(&x.data, inverse, top));
+        let fill = |rows: &mut [u8], first: usize| match &quantized {
+            Some(xq) => {
+                for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
+                    let copy = |to: &mut [u8], from: &[u8]| to.copy_from_slice(from);
+                    self.window
+                        .im2col_row(xq, shape, [h, w], first + r, row, copy);
+                }
             }
-            for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
-                let quantize = |to: &mut [u8], from: &[f32]| quantize_into(to, from, inverse, top);
-                self.window
-                    .im2col_row(&x.data, shape, [h, w], first + r, row, quantize);
+            // The activations as they lie: one row per pixel.
+            None if self.is_direct() => quantize_into(rows, &x.data[first * x.c..], inverse, top),
+            None => {
+                for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
+                    let quantize = |to: &mut [u8], from: &[f32]| quantize_into(to, from, inverse, top);
+                    self.window
+                        .im2col_row(&x.data, shape, [h, w], first + r, row, quantize);
+                }
             }
         };
         // Sum · (input scale · channel scale) dequantizes.
@@ -163,10 +183,11 @@ impl Int8Conv {
             &mut out,
             [x.n * h * w, cout],
             fill,
-            |tile, sums, first, cols: Range<usize>| {
+            |(tile, stride), sums, first, cols: Range<usize>| {
                 let skip = residual.map(|s| (&s.data[first * cout + cols.start..], cout));
                 finish_int8_tile(
                     tile,
+                    stride,
                     sums,
                     &factors[cols.clone()],
                     &self.bias[cols],
@@ -175,6 +196,9 @@ impl Int8Conv {
                 )
             },
         );
+        if let Some(xq) = quantized {
+            recycle(xq);
+        }
         let out = Activations {
             n: x.n,
             h,
@@ -187,11 +211,12 @@ impl Int8Conv {
 }
 
 widest! {
-    /// A tile of output pixels (rows of `factors.len()` columns): `relu?(sum · factor + bias +
-    /// skip)`, and its maximum (0 without a ReLU); `skip`'s rows are `stride` apart. One pass
-    /// over a tile in L1, which vectorizes.
+    /// A tile of output pixels (rows of `factors.len()` columns, `stride` apart in `tile`,
+    /// and in `skip` as far apart as its pair says): `relu?(sum · factor + bias + skip)`, and
+    /// its maximum (0 without a ReLU). One pass over a tile in L1, which vectorizes.
     fn finish_int8_tile(
         tile: &mut [f32],
+        stride: usize,
         sums: &[i32],
         factors: &[f32],
         bias: &[f32],
@@ -201,13 +226,14 @@ widest! {
         let n = factors.len();
         let bias = &bias[..n];
         let mut max = 0f32;
-        for (r, (row, sums)) in tile.chunks_exact_mut(n).zip(sums.chunks_exact(n)).enumerate() {
+        for (r, sums) in sums.chunks_exact(n).enumerate() {
+            let row = &mut tile[r * stride..][..n];
             let row_max = match (skip, relu) {
-                (Some((skip, stride)), true) => {
-                    finish::<true, true>(row, sums, factors, bias, &skip[r * stride..][..n])
+                (Some((skip, skip_stride)), true) => {
+                    finish::<true, true>(row, sums, factors, bias, &skip[r * skip_stride..][..n])
                 }
-                (Some((skip, stride)), false) => {
-                    finish::<true, false>(row, sums, factors, bias, &skip[r * stride..][..n])
+                (Some((skip, skip_stride)), false) => {
+                    finish::<true, false>(row, sums, factors, bias, &skip[r * skip_stride..][..n])
                 }
                 (None, true) => finish::<false, true>(row, sums, factors, bias, &[]),
                 (None, false) => finish::<false, false>(row, sums, factors, bias, &[]),
