@@ -30,8 +30,9 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Instead, profile the CPU backbone: time every convolution (batch 1, the fastest of
-    /// --runs passes after a warm-up) with its algorithm and speed, in --precision.
+    /// Instead, profile the CPU backbone: time every convolution (at the first of --batches,
+    /// the fastest of --runs passes after a warm-up) with its algorithm and speed, in
+    /// --precision.
     #[arg(long)]
     layers: bool,
     /// The precision --layers profiles (int8 weights computed in int8, or the f32 reference).
@@ -190,14 +191,15 @@ fn layers(weights: &Path, args: &BenchArgs) -> Result<ExitCode> {
     let Backbone::Cpu(model) = backbone else {
         anyhow::bail!("the CPU backbone did not load");
     };
-    let input = synthetic_input();
+    let batch = args.batches.first().copied().unwrap_or(1).max(1);
+    let input: Vec<f32> = (0..batch).flat_map(|_| synthetic_input().chw).collect();
     let mut fastest: Vec<LayerTime> = Vec::new();
     let progress = super::bar(runs as u64 + 1, "profiling (passes)");
     for pass in 0..=runs {
         let mut times = Vec::new();
         let origin = Instant::now();
         let clock = || origin.elapsed().as_secs_f64();
-        model.forward_timed(&input.chw, 1, INPUT_SIDE, &clock, &mut |t| times.push(t));
+        model.forward_timed(&input, batch, INPUT_SIDE, &clock, &mut |t| times.push(t));
         progress.inc(1);
         if pass == 0 {
             continue; // warm-up
@@ -225,13 +227,13 @@ fn layers(weights: &Path, args: &BenchArgs) -> Result<ExitCode> {
     if json {
         println!(
             "{}",
-            serde_json::json!({ "runs": runs, "precision": precision.to_string(), "kernel": kernel, "layers": rows })
+            serde_json::json!({ "runs": runs, "batch": batch, "precision": precision.to_string(), "kernel": kernel, "layers": rows })
         );
         return Ok(ExitCode::SUCCESS);
     }
     let total_ms: f64 = rows.iter().map(|r| r.ms).sum();
     println!(
-        "lucy bench --layers: CPU backbone, {precision} ({kernel}), batch 1, fastest of {runs} passes"
+        "lucy bench --layers: CPU backbone, {precision} ({kernel}), batch {batch}, fastest of {runs} passes"
     );
     println!(
         "{:<16} {:<20} {:>14} {:>5} {:>8} {:>7} {:>8}",

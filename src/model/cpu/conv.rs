@@ -185,27 +185,25 @@ impl Window {
         for_each_chunk(cols, depth * ROWS_PER_TASK, |chunk, first| {
             for (r, row) in chunk.chunks_mut(depth).enumerate() {
                 let pixel = first * ROWS_PER_TASK + r;
-                self.im2col_row(x, [n, x_h, x_w, c], [h, w], pixel, row, |to, from| {
-                    to.copy_from_slice(from)
-                });
+                let copy = |to: &mut [f32], from: &[f32]| to.copy_from_slice(from);
+                self.im2col_row(x, [n, x_h, x_w, c], [h, w], pixel, (row, 0.0), copy);
             }
         });
     }
 
     /// One row of [`Self::im2col`], output pixel `pixel`'s, of any element type: `copy`
     /// converts each contiguous run of input values (the int8 convolutions quantize as they
-    /// copy), zeros fill the padding.
-    pub(super) fn im2col_row<S, T: Copy + Default>(
+    /// copy), `zero` (zero's representation: quantized, it may not be 0) fills the padding.
+    pub(super) fn im2col_row<S, T: Copy>(
         self,
         x: &[S],
         [_, x_h, x_w, c]: [usize; 4],
         [h, w]: [usize; 2],
         pixel: usize,
-        row: &mut [T],
+        (row, zero): (&mut [T], T),
         copy: impl Fn(&mut [T], &[S]),
     ) {
         let k = self.kernel;
-        let zero = T::default();
         let (b, oy, ox) = position(pixel, h, w);
         // Input column of the window's left edge (negative: in the padding).
         let left = (ox * self.stride) as isize - self.padding as isize;

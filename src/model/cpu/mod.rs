@@ -12,8 +12,8 @@
 //!   then adds the bias and the residual and applies the ReLU to its block while it is in
 //!   cache.
 //! - The 3x3 layers of stages 2–4 use Winograd's algorithm instead (see `winograd`).
-//! - Or, in [`Arithmetic::Int8`], every convolution after the stem multiplies the int8 weights
-//!   with u8 activations in i32 (see `quantized` and `dot`).
+//! - Or, in [`Arithmetic::Int8`], every convolution multiplies the int8 weights with u8
+//!   activations in i32 (see `quantized` and `dot`).
 //! - Natively every step runs on all cores (rayon); in the browser too when the page is
 //!   cross-origin isolated (the `threads` build, rayon on Web Workers), else on one thread;
 //!   with wasm SIMD128 there (`gemm`'s f32 kernels, `dot`'s int8 one).
@@ -33,7 +33,7 @@ pub use parallel::threads;
 use activations::{Activations, buffer, position};
 use conv::PackedConv;
 use parallel::{ROWS_PER_TASK, for_each_chunk, map_items};
-use quantized::{Int8Conv, max_of};
+use quantized::{Int8Conv, abs_max, max_of};
 
 use super::resnet::{Block, FEATURES, assemble, conv_specs};
 use super::{ModelError, NamedTensors, ensure_all_used};
@@ -43,8 +43,9 @@ use super::{ModelError, NamedTensors, ensure_all_used};
 pub enum Arithmetic {
     /// f32 throughout: the reference, and what training extracts features with.
     F32,
-    /// int8 weights times u8 activations, summed in i32, for every convolution after the stem
-    /// (whose input, the photo, is signed and has 3 channels: it stays f32).
+    /// int8 weights times u8 activations, summed in i32, for every convolution (the stem's
+    /// signed input, the photo, around a zero point; with 7-bit activations the stem stays
+    /// f32).
     Int8,
 }
 
@@ -52,6 +53,7 @@ pub enum Arithmetic {
 /// features `[N, 2048]`.
 #[derive(Debug)]
 pub struct CpuResNet50 {
+    /// In f32 (int8 blocks with 7-bit activations use it too).
     stem: PackedConv,
     blocks: Blocks,
 }
@@ -59,7 +61,8 @@ pub struct CpuResNet50 {
 #[derive(Debug)]
 enum Blocks {
     F32(Vec<Block<PackedConv>>),
-    Int8(Vec<Block<Int8Conv>>, Int8Settings),
+    /// The stem in int8 too (used with 8-bit activations), and the blocks.
+    Int8(Int8Conv, Vec<Block<Int8Conv>>, Int8Settings),
 }
 
 /// How the int8 blocks compute: the kernel, and the largest quantized activation (the
@@ -100,6 +103,8 @@ impl CpuResNet50 {
             .collect::<Result<Vec<_>, ModelError>>()?;
         ensure_all_used(&tensors)?;
         let (stem, blocks) = assemble(taken);
+        let int8_stem = (arithmetic == Arithmetic::Int8)
+            .then(|| Int8Conv::pack(&stem.0, &stem.1, stem.2.clone(), true));
         let stem = PackedConv::pack(&stem.0, &stem.1, stem.2);
         // Packing all 53 takes a few hundred ms on one core.
         let blocks = match arithmetic {
@@ -107,8 +112,9 @@ impl CpuResNet50 {
                 block.map(|(spec, weight, bias)| PackedConv::pack(&spec, &weight, bias))
             })),
             Arithmetic::Int8 => Blocks::Int8(
+                int8_stem.expect("packed in int8"),
                 map_items(blocks, |block| {
-                    block.map(|(spec, weight, bias)| Int8Conv::pack(&spec, &weight, bias))
+                    block.map(|(spec, weight, bias)| Int8Conv::pack(&spec, &weight, bias, false))
                 }),
                 Int8Settings::new(Int8Kernel::best()),
             ),
@@ -120,7 +126,7 @@ impl CpuResNet50 {
     pub fn int8_kernel(&self) -> Option<Int8Kernel> {
         match self.blocks {
             Blocks::F32(_) => None,
-            Blocks::Int8(_, settings) => Some(settings.kernel),
+            Blocks::Int8(_, _, settings) => Some(settings.kernel),
         }
     }
 
@@ -128,7 +134,7 @@ impl CpuResNet50 {
     pub fn activation_max(&self) -> Option<u8> {
         match self.blocks {
             Blocks::F32(_) => None,
-            Blocks::Int8(_, settings) => Some(settings.activation_max),
+            Blocks::Int8(_, _, settings) => Some(settings.activation_max),
         }
     }
 
@@ -136,11 +142,11 @@ impl CpuResNet50 {
     /// in the browser does, with any kernel — its accuracy measured natively.
     pub fn set_activation_max(&mut self, max: u8) -> Result<(), String> {
         match &mut self.blocks {
-            Blocks::Int8(_, settings) if max <= settings.kernel.activation_max() && max > 0 => {
+            Blocks::Int8(_, _, settings) if max <= settings.kernel.activation_max() && max > 0 => {
                 settings.activation_max = max;
                 Ok(())
             }
-            Blocks::Int8(_, settings) => Err(format!(
+            Blocks::Int8(_, _, settings) => Err(format!(
                 "activations of the {} kernel go up to {}, not {max}",
                 settings.kernel.name(),
                 settings.kernel.activation_max()
@@ -153,7 +159,7 @@ impl CpuResNet50 {
     /// where this CPU lacks its instructions, or in f32.
     pub fn set_int8_kernel(&mut self, kernel: Int8Kernel) -> Result<(), String> {
         match &mut self.blocks {
-            Blocks::Int8(_, current) if kernel.available() => {
+            Blocks::Int8(_, _, current) if kernel.available() => {
                 *current = Int8Settings::new(kernel);
                 Ok(())
             }
@@ -198,14 +204,33 @@ impl CpuResNet50 {
         mut timing: Timing,
     ) -> Activations {
         let x = Activations::from_planar(planar, n, 3, side, side);
-        let x = timed(
-            &mut timing,
-            &self.stem.name,
-            self.stem.algorithm(),
-            self.stem.kernel,
-            &x,
-            || (self.stem.forward(&x, None), 0.0),
-        )
+        let x = match &self.blocks {
+            // The photo quantized with 7 bits would keep 6 and a sign: the stem then stays f32.
+            Blocks::Int8(stem, _, settings) if settings.activation_max == u8::MAX => {
+                let max = abs_max(&x.data);
+                let forward = || stem.forward(settings.kernel, &x, (max, u8::MAX), None);
+                timed(
+                    &mut timing,
+                    &stem.name,
+                    stem.algorithm(),
+                    stem.kernel,
+                    &x,
+                    forward,
+                )
+            }
+            _ => {
+                let stem = &self.stem;
+                let forward = || (stem.forward(&x, None), 0.0);
+                timed(
+                    &mut timing,
+                    &stem.name,
+                    stem.algorithm(),
+                    stem.kernel,
+                    &x,
+                    forward,
+                )
+            }
+        }
         .0;
         let mut x = max_pool_3x3_stride_2(&x);
         match &self.blocks {
@@ -228,7 +253,7 @@ impl CpuResNet50 {
                     x = run(&block.expand, &y, Some(shortcut.as_ref().unwrap_or(&x)));
                 }
             }
-            Blocks::Int8(blocks, settings) => {
+            Blocks::Int8(_, blocks, settings) => {
                 let Int8Settings {
                     kernel,
                     activation_max,

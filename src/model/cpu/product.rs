@@ -86,16 +86,16 @@ thread_local! {
 /// columns; on products of few rows, x a share of the columns so that every core has four
 /// tiles) has `fill(rows, first row)` write its rows of `a` (u8, `depth` each: quantized and
 /// gathered from the layer's input, so no quantized copy of the whole input is made), then,
-/// 64 columns at a time, hands the i32 sums to `finish((tile, stride), sums, first row,
-/// columns)`, which writes the f32 tile (`rows x 64`, rows `stride` apart) while both are in
-/// cache and returns a maximum. Returns the largest of them (0 if none).
+/// 64 columns at a time, hands the i32 sums (which it may change) to `finish((tile, stride),
+/// sums, first row, columns)`, which writes the f32 tile (`rows x 64`, rows `stride` apart)
+/// while both are in cache and returns a maximum. Returns the largest of them (0 if none).
 pub(super) fn int8_matmul(
     kernel: Int8Kernel,
     weights: &PackedInt8,
     out: &mut [f32],
     [rows, cout]: [usize; 2],
     fill: impl Fn(&mut [u8], usize) + Send + Sync,
-    finish: impl Fn((&mut [f32], usize), &[i32], usize, Range<usize>) -> f32 + Send + Sync,
+    finish: impl Fn((&mut [f32], usize), &mut [i32], usize, Range<usize>) -> f32 + Send + Sync,
 ) -> f32 {
     let (depth, panels) = (weights.depth(), weights.panels());
     assert!(panels * PANEL == cout && out.len() == rows * cout);
@@ -135,11 +135,11 @@ pub(super) fn int8_matmul(
             int8_product(kernel, (&a, depth), nr, weights, (p0, np), &mut sums);
             let columns = c0..c0 + nc;
             if let Some(rows) = own_rows.as_deref_mut() {
-                max = max.max(finish((&mut rows[c0..], cout), &sums, r0, columns));
+                max = max.max(finish((&mut rows[c0..], cout), &mut sums, r0, columns));
                 continue;
             }
             tile_out.resize(nr * nc, 0.0);
-            max = max.max(finish((&mut tile_out, nc), &sums, r0, columns));
+            max = max.max(finish((&mut tile_out, nc), &mut sums, r0, columns));
             for (r, row) in tile_out.chunks_exact(nc).enumerate() {
                 // SAFETY: columns c0..c0+nc of row r0+r: in bounds (asserted above), and no
                 // other tile writes them; `out` aliases nothing else.

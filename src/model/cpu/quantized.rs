@@ -21,39 +21,80 @@ use super::simd::widest;
 use crate::model::quant::quantize_per_channel;
 use crate::model::resnet::ConvSpec;
 
-/// The scale of activations (all ≥ 0) whose largest value is `max`, quantized to `0..=top`
-/// (255, or 127 for a kernel that multiplies 7-bit activations only): `value ≈ q · scale`.
-pub(super) fn activation_scale(max: f32, top: u8) -> f32 {
-    // A maximum under the smallest normal float would make an infinite inverse.
-    if max >= f32::MIN_POSITIVE {
-        max / f32::from(top)
-    } else {
-        1.0
+/// How activations map to bytes: `value ≈ (q - zero_point) · scale`, `q` in `0..=top` (255,
+/// or 127 for a kernel that multiplies 7-bit activations only).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Quantization {
+    pub(super) scale: f32,
+    pub(super) zero_point: u8,
+    top: u8,
+}
+
+impl Quantization {
+    /// Activations all ≥ 0 (out of a ReLU) whose largest value is `max`: `0..=max` onto
+    /// `0..=top`.
+    pub(super) fn unsigned(max: f32, top: u8) -> Self {
+        Self::new(max, 0, top)
+    }
+
+    /// Signed activations (the photo, its channel means subtracted) whose largest magnitude is
+    /// `max`: `-max..=max` onto `1..=top`, 0 on the middle byte.
+    pub(super) fn signed(max: f32, top: u8) -> Self {
+        Self::new(max, top / 2 + 1, top)
+    }
+
+    fn new(max: f32, zero_point: u8, top: u8) -> Self {
+        // A maximum under the smallest normal float would make an infinite inverse.
+        let steps = f32::from(top - zero_point);
+        let scale = if max >= f32::MIN_POSITIVE {
+            max / steps
+        } else {
+            1.0
+        };
+        Self {
+            scale,
+            zero_point,
+            top,
+        }
+    }
+
+    /// `values` quantized into `q` (as many as `q` holds).
+    pub(super) fn quantize_into(self, q: &mut [u8], values: &[f32]) {
+        let offset = f32::from(self.zero_point) + 0.5;
+        quantize_into(q, values, 1.0 / self.scale, offset, f32::from(self.top));
     }
 }
 
-/// `values` quantized ([`quantize_into`]), on all cores.
-fn quantize(values: &[f32], inverse: f32, top: f32) -> Vec<u8> {
+/// `values` quantized, on all cores.
+fn quantize(values: &[f32], quantization: Quantization) -> Vec<u8> {
     let mut q = buffer(values.len());
     let len = 16 * 1024;
     for_each_chunk(&mut q, len, |chunk, i| {
-        quantize_into(chunk, &values[i * len..], inverse, top)
+        quantization.quantize_into(chunk, &values[i * len..])
     });
     q
 }
 
 widest! {
-    /// `q = round(v · inverse)`, half up, saturating at 0 and `top` (≤ 255).
-    pub(super) fn quantize_into(q: &mut [u8], values: &[f32], inverse: f32, top: f32) -> () {
+    /// `q = round(v · inverse + offset - 0.5)`, half up, saturating at 0 and `top` (≤ 255).
+    fn quantize_into(q: &mut [u8], values: &[f32], inverse: f32, offset: f32, top: f32) -> () {
         for (q, &v) in q.iter_mut().zip(values) {
             // Clamped first by comparisons (a NaN becomes `top`; `min`/`max` would keep this
             // loop scalar in wasm, `clamp` would keep the NaN), so the conversion is in range.
-            let v = v * inverse + 0.5;
+            let v = v * inverse + offset;
             let v = if v < top { v } else { top };
             let v = if v > 0.0 { v } else { 0.0 };
             // SAFETY: v is finite and within 0..=top ≤ 255.
             *q = unsafe { v.to_int_unchecked::<i32>() } as u8;
         }
+    }
+}
+
+widest! {
+    /// The largest magnitude of `values` (compared as bits without the sign, which order
+    /// floats' magnitudes like their values: a loop that vectorizes).
+    pub(super) fn abs_max(values: &[f32]) -> f32 {
+        f32::from_bits(values.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)))
     }
 }
 
@@ -79,16 +120,24 @@ pub(super) struct Int8Conv {
     /// Per output channel.
     scales: Vec<f32>,
     bias: Vec<f32>,
+    /// Whether the input is signed (the stem's photo), so quantized around a zero point;
+    /// then each output channel's weights' sum, times the zero point, is what the zero point
+    /// added to the sums.
+    signed_input: bool,
+    column_sums: Vec<i32>,
 }
 
 impl Int8Conv {
-    /// Quantize and pack `oihw` (`[out, in, k, k]`). From an int8 bundle's dequantized
-    /// weights this gives back exactly the bundle's int8 values.
-    pub(super) fn pack(spec: &ConvSpec, oihw: &[f32], bias: Vec<f32>) -> Self {
+    /// Quantize and pack `oihw` (`[out, in, k, k]`) for inputs ≥ 0, or for signed ones (the
+    /// stem). From an int8 bundle's dequantized weights this gives back exactly the bundle's
+    /// int8 values.
+    pub(super) fn pack(spec: &ConvSpec, oihw: &[f32], bias: Vec<f32>, signed_input: bool) -> Self {
         let (k, cin, cout) = (spec.kernel, spec.in_channels, spec.out_channels);
         let q = quantize_per_channel(oihw, cout);
-        // `q` is [co][ci][ky][kx]; the product's rows are in im2col order (ky, kx, ci).
-        let mut kn = vec![0i8; q.values.len()];
+        // `q` is [co][ci][ky][kx]; the product's rows are in im2col order (ky, kx, ci), and
+        // as many more rows of zeros as make the depth a multiple of 4 (the stem's 147).
+        let depth = (k * k * cin).next_multiple_of(4);
+        let mut kn = vec![0i8; depth * cout];
         let mut values = q.values.iter();
         for co in 0..cout {
             for ci in 0..cin {
@@ -100,7 +149,16 @@ impl Int8Conv {
                 }
             }
         }
-        let weights = PackedInt8::pack(k * k * cin, cout, &kn);
+        let column_sums = (0..cout)
+            .map(|co| {
+                kn.iter()
+                    .skip(co)
+                    .step_by(cout)
+                    .map(|&v| i32::from(v))
+                    .sum()
+            })
+            .collect();
+        let weights = PackedInt8::pack(depth, cout, &kn);
         Self {
             name: spec.name.clone(),
             kernel: k,
@@ -115,6 +173,8 @@ impl Int8Conv {
             weights,
             scales: q.scales,
             bias,
+            signed_input,
+            column_sums,
         }
     }
 
@@ -132,8 +192,9 @@ impl Int8Conv {
     }
 
     /// `relu?(conv(x) + bias + residual)` in f32, and its largest value (for the next
-    /// quantization; 0 without a ReLU, whose output is never quantized). `x` (all ≥ 0, at
-    /// most `max`) is quantized to `0..=top` as the product gathers it.
+    /// quantization; 0 without a ReLU, whose output is never quantized). `x`, at most `max`
+    /// in magnitude (and ≥ 0 unless the input is signed), is quantized to `0..=top` as the
+    /// product gathers it.
     pub(super) fn forward(
         &self,
         kernel: Int8Kernel,
@@ -150,30 +211,54 @@ impl Int8Conv {
                 (x.n, h, w, cout)
             );
         }
-        let scale = activation_scale(max, top);
-        let (inverse, top) = (1.0 / scale, f32::from(top));
+        let quantization = if self.signed_input {
+            Quantization::signed(max, top)
+        } else {
+            Quantization::unsigned(max, top)
+        };
         let (depth, shape) = (self.weights.depth(), [x.n, x.h, x.w, x.c]);
+        let window_depth = self.kernel * self.kernel * x.c;
+        let zero = quantization.zero_point;
         // A window wider than a pixel sees each input pixel up to k·k times: quantized once,
         // up front. A 1x1 convolution quantizes the pixels it reads as it reads them.
-        let quantized = (self.kernel > 1).then(|| quantize(&x.data, inverse, top));
+        let quantized = (self.kernel > 1).then(|| quantize(&x.data, quantization));
         let fill = |rows: &mut [u8], first: usize| match &quantized {
             Some(xq) => {
                 for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
+                    let (window, padding) = row.split_at_mut(window_depth);
                     let copy = |to: &mut [u8], from: &[u8]| to.copy_from_slice(from);
                     self.window
-                        .im2col_row(xq, shape, [h, w], first + r, row, copy);
+                        .im2col_row(xq, shape, [h, w], first + r, (window, zero), copy);
+                    // Times the zero rows of weights that pad the depth.
+                    padding.fill(0);
                 }
             }
             // The activations as they lie: one row per pixel.
-            None if self.is_direct() => quantize_into(rows, &x.data[first * x.c..], inverse, top),
+            None if self.is_direct() => {
+                quantization.quantize_into(rows, &x.data[first * x.c..]);
+            }
             None => {
                 for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
-                    let quantize = |to: &mut [u8], from: &[f32]| quantize_into(to, from, inverse, top);
-                    self.window
-                        .im2col_row(&x.data, shape, [h, w], first + r, row, quantize);
+                    let quantize =
+                        |to: &mut [u8], from: &[f32]| quantization.quantize_into(to, from);
+                    self.window.im2col_row(
+                        &x.data,
+                        shape,
+                        [h, w],
+                        first + r,
+                        (row, zero),
+                        quantize,
+                    );
                 }
             }
         };
+        // What the zero point adds to each channel's sums.
+        let zero_sums: Vec<i32> = self
+            .column_sums
+            .iter()
+            .map(|s| s * i32::from(zero))
+            .collect();
+        let scale = quantization.scale;
         // Sum · (input scale · channel scale) dequantizes.
         let factors: Vec<f32> = self.scales.iter().map(|s| s * scale).collect();
         let mut out = buffer(x.n * h * w * cout);
@@ -184,6 +269,13 @@ impl Int8Conv {
             [x.n * h * w, cout],
             fill,
             |(tile, stride), sums, first, cols: Range<usize>| {
+                if zero != 0 {
+                    for row in sums.chunks_exact_mut(cols.len()) {
+                        row.iter_mut()
+                            .zip(&zero_sums[cols.clone()])
+                            .for_each(|(s, z)| *s -= z);
+                    }
+                }
                 let skip = residual.map(|s| (&s.data[first * cout + cols.start..], cout));
                 finish_int8_tile(
                     tile,
@@ -276,7 +368,7 @@ mod tests {
     /// Each int8 convolution shape ResNet50 has, against the f32 convolution on the same
     /// (dequantized) weights and input: the only differences are the rounding of weights and
     /// input, so they are small against the output's range; and every kernel this CPU has
-    /// gives the same bits.
+    /// gives the same bits. The stem's shape with a signed input (its depth, 147, padded).
     #[test]
     fn int8_convolutions_match_f32_and_each_other() {
         // (in, out, kernel, stride, padding, side, projection, residual)
@@ -286,22 +378,24 @@ mod tests {
             (64, 64, 3, 1, 1, 7, false, false),
             (32, 64, 3, 1, 1, 6, false, true),
             (128, 256, 1, 1, 0, 5, false, true),
+            (3, 64, 7, 2, 3, 20, false, false),
         ];
         for (i, &(cin, cout, k, stride, padding, side, projection, residual)) in
             cases.iter().enumerate()
         {
             let seed = 100 + i as u32 * 10;
+            let signed = cin == 3;
             let spec = conv_spec([cin, cout, k, stride, padding], projection);
             let weight = values(cout * cin * k * k, seed + 1);
             let bias = values(cout, seed + 2);
-            let int8 = Int8Conv::pack(&spec, &weight, bias.clone());
+            let int8 = Int8Conv::pack(&spec, &weight, bias.clone(), signed);
             // The f32 reference on the int8 weights: what remains is the input's rounding.
             let q = quantize_per_channel(&weight, cout);
             let f32_conv = PackedConv::pack(&spec, &crate::model::quant::dequantize(&q), bias);
-            // Inputs ≥ 0, as out of a ReLU.
+            // Inputs ≥ 0, as out of a ReLU; the stem's signed.
             let planar: Vec<f32> = values(2 * cin * side * side, seed + 3)
                 .iter()
-                .map(|v| v.max(0.0))
+                .map(|&v| if signed { v } else { v.max(0.0) })
                 .collect();
             let x = Activations::from_planar(&planar, 2, cin, side, side);
             let out_side = (side + 2 * padding - k) / stride + 1;
@@ -311,9 +405,14 @@ mod tests {
             });
             let expected = f32_conv.forward(&x, skip.as_ref());
             // 8-bit activations, and 7-bit ones (relaxed SIMD's): half the steps, so twice the
-            // rounding error allowed.
-            for (top, tolerance) in [(255, 0.01), (127, 0.02)] {
-                let x_max = max_of(&x.data);
+            // rounding error allowed (signed: half again; the stem is int8 with 8 bits only).
+            let tops: &[(u8, f32)] = if signed {
+                &[(255, 0.02)]
+            } else {
+                &[(255, 0.01), (127, 0.02)]
+            };
+            for &(top, tolerance) in tops {
+                let x_max = abs_max(&x.data);
                 let mut first: Option<Vec<f32>> = None;
                 let kernels = Int8Kernel::ALL.into_iter().filter(|k| k.available());
                 for kernel in kernels.filter(|k| k.activation_max() >= top) {
@@ -344,14 +443,32 @@ mod tests {
     #[test]
     fn quantize_maps_the_maximum_to_the_top_and_rounds() {
         let x = [0.0, 0.5, 2.0, 0.004];
-        let quantized = |max: f32, top: u8| {
+        let quantized = |quantization: Quantization, x: &[f32]| {
             let mut q = [9u8; 4];
-            let scale = activation_scale(max, top);
-            quantize_into(&mut q, &x, 1.0 / scale, f32::from(top));
-            (q, scale)
+            quantization.quantize_into(&mut q, x);
+            (q, quantization.scale)
         };
-        assert_eq!(quantized(2.0, 255), ([0, 64, 255, 1], 2.0 / 255.0));
-        assert_eq!(quantized(2.0, 127), ([0, 32, 127, 0], 2.0 / 127.0));
-        assert_eq!(quantized(0.0, 255).0[0], 0, "an all-zero tensor");
+        let unsigned = Quantization::unsigned;
+        assert_eq!(
+            quantized(unsigned(2.0, 255), &x),
+            ([0, 64, 255, 1], 2.0 / 255.0)
+        );
+        assert_eq!(
+            quantized(unsigned(2.0, 127), &x),
+            ([0, 32, 127, 0], 2.0 / 127.0)
+        );
+        assert_eq!(
+            quantized(unsigned(0.0, 255), &x).0[0],
+            0,
+            "an all-zero tensor"
+        );
+        // Signed: -max..=max onto 1..=255, 0 on 128.
+        let signed = [-2.0, 0.0, 2.0, 1.0];
+        let quantization = Quantization::signed(2.0, 255);
+        assert_eq!(quantization.zero_point, 128);
+        assert_eq!(
+            quantized(quantization, &signed),
+            ([1, 128, 255, 192], 2.0 / 127.0)
+        );
     }
 }
