@@ -4,7 +4,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::explain::{ClassMap, class_map, normalise};
-use crate::model::{Backbone, Head, HeadWeights};
+use crate::model::{Backbone, Head, HeadWeights, head_probabilities};
 use crate::preprocess::{INPUT_SIDE, Input};
 use crate::weights::bundle::{HeadFile, WeightsError};
 
@@ -76,7 +76,15 @@ impl Classifier {
 
     /// Class probabilities, `[N, classes]`.
     pub fn probabilities(&self, inputs: &[Input]) -> Tensor<2> {
-        self.head.forward(self.features(inputs))
+        let Backbone::Cpu(cpu) = &self.backbone else {
+            return self.head.forward(self.features(inputs));
+        };
+        // On the CPU, photos to probabilities without burn tensors in between.
+        let planar: Vec<f32> = inputs.iter().flat_map(|i| i.chw.iter().copied()).collect();
+        let features = cpu.forward(&planar, inputs.len(), INPUT_SIDE);
+        let probabilities = head_probabilities(&self.head_weights, &features);
+        let shape = [inputs.len(), self.head_weights.classes];
+        Tensor::from_data(TensorData::new(probabilities, shape), &self.device)
     }
 
     /// Class probabilities `[N, classes]` and the last convolutional maps `[N, 2048, 7, 7]`

@@ -7,7 +7,9 @@ mod head;
 pub mod quant;
 mod resnet;
 
-pub use cpu::{Arithmetic, CpuResNet50, Int8Kernel, LayerTime, threads as cpu_threads};
+pub use cpu::{
+    Arithmetic, CpuResNet50, Int8Kernel, LayerTime, head_probabilities, threads as cpu_threads,
+};
 pub use head::{Head, HeadWeights};
 pub use resnet::{ConvSpec, FEATURES, ResNet50, conv_specs, global_average};
 
