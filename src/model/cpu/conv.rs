@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use super::activations::{Activations, buffer, position, recycle};
 use super::parallel::{ROWS_PER_TASK, for_each_chunk};
 use super::product::{finish_row, matmul};
-use super::winograd;
+use super::{panel, winograd};
 use crate::model::resnet::ConvSpec;
 
 /// A convolution with its batch-norm folded in, its weights packed for its algorithm.
@@ -31,6 +31,8 @@ enum Algorithm {
     /// One product: im2col rows (the activations themselves for 1x1 stride 1) times
     /// `[k·k·in, out]`, `w[((ky·k + kx)·in + ci)·out + co]`.
     Im2col(Vec<f32>),
+    /// The same product on the same matrix packed once in panels (see `panel`).
+    Packed(panel::PackedF32),
     /// 3x3 stride 1, up to 256 input channels (see `winograd`): α² matrices `[in, out]`.
     Winograd {
         variant: &'static winograd::Variant,
@@ -69,7 +71,13 @@ impl PackedConv {
                     }
                 }
             }
-            Algorithm::Im2col(weight)
+            // The last stage's products (49 rows per photo, up to 4608 x 512 weights) on
+            // weights packed once (`panel`), where the CPU runs that kernel.
+            if cin.min(cout) >= 512 && panel::available() {
+                Algorithm::Packed(panel::PackedF32::pack(k * k * cin, cout, &weight))
+            } else {
+                Algorithm::Im2col(weight)
+            }
         };
         Self {
             name: spec.name.clone(),
@@ -87,8 +95,10 @@ impl PackedConv {
     pub(super) fn algorithm(&self) -> &'static str {
         match &self.weights {
             Algorithm::Winograd { variant, .. } => variant.name,
-            Algorithm::Im2col(_) if self.kernel == 1 && self.stride == 1 => "product",
+            Algorithm::Im2col(_) if self.is_direct() => "product",
             Algorithm::Im2col(_) => "im2col",
+            Algorithm::Packed(_) if self.is_direct() => "product (packed)",
+            Algorithm::Packed(_) => "im2col (packed)",
         }
     }
 
@@ -103,30 +113,28 @@ impl PackedConv {
                 (x.n, h, w, cout)
             );
         }
-        let weight = match &self.weights {
-            Algorithm::Winograd { variant, weights } => {
-                return winograd::forward(variant, x, weights, &self.bias, residual, self.relu);
-            }
-            Algorithm::Im2col(weight) => weight,
-        };
+        if let Algorithm::Winograd { variant, weights } = &self.weights {
+            return winograd::forward(variant, x, weights, &self.bias, residual, self.relu);
+        }
         let rows = x.n * h * w;
         let depth = self.kernel * self.kernel * self.in_channels;
-        let cols: Cow<[f32]> = if self.kernel == 1 && self.stride == 1 {
+        let cols: Cow<[f32]> = if self.is_direct() {
             Cow::Borrowed(&x.data)
         } else {
             Cow::Owned(self.im2col(x, h, w))
         };
         let mut out = buffer(rows * cout);
-        matmul(
-            &cols,
-            weight,
-            &mut out,
-            [rows, depth, cout],
-            |strip, row, c0| {
-                let skip = residual.map(|s| &s.data[row * cout + c0..][..strip.len()]);
-                finish_row(strip, &self.bias[c0..][..strip.len()], skip, self.relu);
-            },
-        );
+        let finish = |strip: &mut [f32], row: usize, c0: usize| {
+            let skip = residual.map(|s| &s.data[row * cout + c0..][..strip.len()]);
+            finish_row(strip, &self.bias[c0..][..strip.len()], skip, self.relu);
+        };
+        match &self.weights {
+            Algorithm::Im2col(weight) => {
+                matmul(&cols, weight, &mut out, [rows, depth, cout], finish)
+            }
+            Algorithm::Packed(weights) => panel::matmul(&cols, weights, &mut out, rows, finish),
+            Algorithm::Winograd { .. } => unreachable!("returned above"),
+        }
         if let Cow::Owned(cols) = cols {
             recycle(cols);
         }
@@ -145,6 +153,11 @@ impl PackedConv {
         self.window()
             .im2col(&x.data, [x.n, x.h, x.w, x.c], [h, w], &mut cols);
         cols
+    }
+
+    /// A 1x1 stride-1 convolution multiplies the activations as they lie, without im2col.
+    fn is_direct(&self) -> bool {
+        self.kernel == 1 && self.stride == 1
     }
 
     fn window(&self) -> Window {
@@ -255,6 +268,9 @@ mod tests {
             (136, 8, 3, 1, 1, 5, false, false),
             (136, 8, 3, 1, 1, 6, false, true),
             (264, 8, 3, 1, 1, 5, false, false),
+            // The last stage's (packed panels, where the CPU has AVX-512).
+            (512, 512, 3, 1, 1, 3, false, false),
+            (512, 528, 1, 1, 0, 3, false, true),
             (8, 16, 1, 1, 0, 7, false, true),
         ];
         for (i, &(cin, cout, k, stride, padding, side, projection, residual)) in

@@ -21,6 +21,7 @@
 mod activations;
 mod conv;
 mod dot;
+mod panel;
 mod parallel;
 mod product;
 mod quantized;

@@ -1,0 +1,243 @@
+//! f32 matrix products on weights packed once at load, for products of few rows and much
+//! weight: the last stage's (49 pixels per photo, up to 4608 x 512 weights). `gemm` packs its
+//! operands on every call, which for 49 rows costs as much as the arithmetic (the stage ran at
+//! ~300 GFLOP/s against ONNX Runtime's ~450, whose weights are laid out at load too). Packed
+//! here in the int8 kernels' panels of 16 columns, multiplied 6 rows x 4 panels at a time with
+//! AVX-512 FMAs where the CPU has them, else in portable Rust (`gemm` then serves instead: see
+//! [`available`]).
+
+use super::parallel::{map_items, threads};
+
+/// Columns per panel: one AVX-512 register of f32.
+const PANEL: usize = 16;
+/// Panels per tile: a tile's 4 x 6 sums fill 24 of the 32 registers.
+const TILE_PANELS: usize = 4;
+
+/// Whether this CPU runs the packed kernel (AVX-512); elsewhere convolutions keep `gemm`.
+pub(super) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::simd::has_avx512()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Weights `[depth, cols]` in panels of 16 columns, each panel `depth x 16` row-major.
+#[derive(Debug)]
+pub(super) struct PackedF32 {
+    depth: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+impl PackedF32 {
+    /// Pack `kn`, `[depth, cols]` row-major; `cols` a multiple of 16.
+    pub(super) fn pack(depth: usize, cols: usize, kn: &[f32]) -> Self {
+        assert!(cols.is_multiple_of(PANEL) && kn.len() == depth * cols);
+        let mut data = Vec::with_capacity(depth * cols);
+        for panel in 0..cols / PANEL {
+            for row in kn.chunks_exact(cols) {
+                data.extend_from_slice(&row[panel * PANEL..][..PANEL]);
+            }
+        }
+        Self { depth, cols, data }
+    }
+}
+
+/// `out[rows, cols] = a[rows, depth] · weights`, then `finish(strip, row, first column)` on
+/// each row's strip of 64 columns. Tiles of up to 48 rows x 64 columns, at least four per
+/// core, spread over the cores. Each sum runs over the depth in order: the same bits on any
+/// thread count.
+pub(super) fn matmul(
+    a: &[f32],
+    weights: &PackedF32,
+    out: &mut [f32],
+    rows: usize,
+    finish: impl Fn(&mut [f32], usize, usize) + Send + Sync,
+) {
+    let (depth, cols) = (weights.depth, weights.cols);
+    assert!(available(), "the packed f32 kernel needs AVX-512");
+    assert!(a.len() == rows * depth && out.len() == rows * cols);
+    let groups = cols.div_ceil(PANEL * TILE_PANELS);
+    let row_tiles = rows
+        .div_ceil(48)
+        .max((4 * threads()).div_ceil(groups))
+        .clamp(1, rows.div_ceil(6).max(1));
+    let tile_rows = rows.div_ceil(row_tiles).next_multiple_of(6);
+    let row_tiles = rows.div_ceil(tile_rows).max(1);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    map_items((0..row_tiles * groups).collect(), |tile| {
+        let (r0, g) = (tile / groups * tile_rows, tile % groups);
+        let nr = tile_rows.min(rows - r0);
+        let p0 = g * TILE_PANELS;
+        let np = TILE_PANELS.min(cols / PANEL - p0);
+        let (c0, nc) = (p0 * PANEL, np * PANEL);
+        // SAFETY: rows r0..r0+nr of `a` and columns c0..c0+nc of those rows of `out` are in
+        // bounds (asserted above); no other tile writes them, and `out` aliases nothing else;
+        // the CPU has AVX-512 (asserted).
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            x86::product(
+                a.as_ptr().add(r0 * depth),
+                depth,
+                nr,
+                weights,
+                (p0, np),
+                (out_ptr.get().add(r0 * cols + c0), cols),
+            );
+        }
+        for r in r0..r0 + nr {
+            // SAFETY: as above.
+            let strip =
+                unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(r * cols + c0), nc) };
+            finish(strip, r, c0);
+        }
+    });
+}
+
+/// A raw pointer that may cross threads: each tile writes its own disjoint block.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint output blocks to the threads of one product call.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{PANEL, PackedF32};
+
+    /// `out = a · panels p0..p0+np` for `rows` rows, in tiles of 6 rows x 4 panels.
+    ///
+    /// # Safety
+    /// AVX-512F; `a` holds `rows` rows of `depth` at stride `lda`, `out` `rows` rows of
+    /// `16·np` at stride `ldo`, and `b` has the panels.
+    pub(super) unsafe fn product(
+        a: *const f32,
+        lda: usize,
+        rows: usize,
+        b: &PackedF32,
+        (p0, np): (usize, usize),
+        (out, ldo): (*mut f32, usize),
+    ) {
+        let stride = b.depth * PANEL;
+        let mut p = 0;
+        while p < np {
+            let nv = if np - p >= 4 { 4 } else { 1 };
+            let w = b.data[(p0 + p) * stride..].as_ptr();
+            let mut r = 0;
+            while r < rows {
+                let mr = 6.min(rows - r);
+                // SAFETY: rows r..r+mr and panels p..p+nv are in bounds (caller's promise).
+                unsafe {
+                    let (x, o) = (a.add(r * lda), out.add(r * ldo + p * PANEL));
+                    macro_rules! tile {
+                        ($nv:literal) => {
+                            match mr {
+                                1 => tile::<1, $nv>(x, lda, w, stride, b.depth, o, ldo),
+                                2 => tile::<2, $nv>(x, lda, w, stride, b.depth, o, ldo),
+                                3 => tile::<3, $nv>(x, lda, w, stride, b.depth, o, ldo),
+                                4 => tile::<4, $nv>(x, lda, w, stride, b.depth, o, ldo),
+                                5 => tile::<5, $nv>(x, lda, w, stride, b.depth, o, ldo),
+                                _ => tile::<6, $nv>(x, lda, w, stride, b.depth, o, ldo),
+                            }
+                        };
+                    }
+                    if nv == 4 { tile!(4) } else { tile!(1) }
+                }
+                r += mr;
+            }
+            p += nv;
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile<const MR: usize, const NV: usize>(
+        a: *const f32,
+        lda: usize,
+        w: *const f32,
+        panel_stride: usize,
+        depth: usize,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let mut wv = [_mm512_setzero_ps(); NV];
+        for k in 0..depth {
+            for (v, wv) in wv.iter_mut().enumerate() {
+                // SAFETY: panel v's row k (caller's promise).
+                *wv = unsafe { _mm512_loadu_ps(w.add(v * panel_stride + k * PANEL)) };
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: element k of row r (caller's promise).
+                let x = _mm512_set1_ps(unsafe { *a.add(r * lda + k) });
+                for (acc, &wv) in acc.iter_mut().zip(&wv) {
+                    *acc = _mm512_fmadd_ps(x, wv, *acc);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, &acc) in acc.iter().enumerate() {
+                // SAFETY: 16 columns of row r (caller's promise).
+                unsafe { _mm512_storeu_ps(out.add(r * ldo + v * PANEL), acc) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against a plain product, on rows and panels that leave partial tiles; the same bits on
+    /// one thread as on all.
+    #[test]
+    fn packed_products_match_a_plain_one() {
+        if !available() {
+            return;
+        }
+        for [rows, depth, cols] in [[49, 20, 80], [7, 3, 16], [100, 64, 144]] {
+            let a: Vec<f32> = (0..rows * depth)
+                .map(|i| (i % 13) as f32 * 0.25 - 1.5)
+                .collect();
+            let b: Vec<f32> = (0..depth * cols).map(|i| (i % 7) as f32 - 3.0).collect();
+            let packed = PackedF32::pack(depth, cols, &b);
+            let run = || {
+                let mut out = vec![f32::NAN; rows * cols];
+                matmul(&a, &packed, &mut out, rows, |strip, _, _| {
+                    strip.iter_mut().for_each(|v| *v += 1.0)
+                });
+                out
+            };
+            let ours = run();
+            for r in 0..rows {
+                for c in 0..cols {
+                    let expected: f32 = (0..depth)
+                        .map(|k| a[r * depth + k] * b[k * cols + c])
+                        .sum::<f32>()
+                        + 1.0;
+                    assert_eq!(
+                        ours[r * cols + c],
+                        expected,
+                        "{rows}x{depth}x{cols} at {r}, {c}"
+                    );
+                }
+            }
+            let one_thread = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            assert_eq!(one_thread.install(run), ours);
+        }
+    }
+}
