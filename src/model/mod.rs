@@ -7,6 +7,8 @@ mod head;
 pub mod quant;
 mod resnet;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use cpu::on_one_thread;
 pub use cpu::{
     Arithmetic, CpuResNet50, Int8Kernel, LayerTime, head_probabilities, threads as cpu_threads,
 };

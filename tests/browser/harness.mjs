@@ -91,6 +91,20 @@ export function serveSite() {
 /// moving test pattern: every frame differs), or "denied" (a fake camera whose permission
 /// prompt is denied). `serviceWorkers: "block"`: a browser where the site's service worker
 /// never runs (so the page is never cross-origin isolated on a plain host).
+/// Folders made by `temporaryDir`, removed when the test process exits.
+const temporary = [];
+process.on("exit", () => {
+  for (const dir of temporary) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/// A fresh temporary folder named `prefix…`, removed when the process exits (a Chromium profile
+/// is ~150 MB: a run left ~25 behind before).
+export function temporaryDir(prefix) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  temporary.push(dir);
+  return dir;
+}
+
 export async function launch({ webgpu = false, camera = null, userDataDir = null, serviceWorkers = "allow" } = {}) {
   const args = [...BASE_ARGS];
   if (webgpu) args.push("--enable-unsafe-webgpu");
@@ -109,7 +123,7 @@ export async function launch({ webgpu = false, camera = null, userDataDir = null
     ignoreDefaultArgs: webgpu ? ["--disable-gpu"] : [],
     serviceWorkers,
   };
-  const dir = userDataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "lucy-chromium-"));
+  const dir = userDataDir ?? temporaryDir("lucy-chromium-");
   const context = await chromium.launchPersistentContext(dir, options);
   return context;
 }

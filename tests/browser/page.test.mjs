@@ -12,7 +12,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
-  assertClean, base, dist, fixtures, headFile, launch, openPage, output, requests, serveSite, shared, startServer, upload, waitReady_,
+  assertClean, base, dist, fixtures, headFile, launch, openPage, output, requests, serveSite, shared, startServer, temporaryDir,
+  upload, waitReady_,
 } from "./harness.mjs";
 
 serveSite();
@@ -118,7 +119,7 @@ async function assertThreaded(page, kernel = "relaxed-simd") {
 }
 
 test("no WebGPU, a plain static host: one reload makes the page isolated (service worker), the threaded CPU model (relaxed SIMD) recognises the cat, its wasm fetched and compiled once, cached on the second visit", async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-chromium-"));
+  const dir = temporaryDir("lucy-chromium-");
   let context = await launch({ userDataDir: dir });
   try {
     requests.length = 0;
@@ -279,7 +280,7 @@ test("a photo and a head file given while the page loads wait, shown at once, th
     assert.equal(await photoCard.getAttribute("data-state"), "waiting");
     assert.match(await photoCard.textContent(), /Waiting for the model/);
 
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-heads-"));
+    const dir = temporaryDir("lucy-heads-");
     const headPath = path.join(dir, "lucy.safetensors");
     fs.writeFileSync(headPath, headFile(2048, ["Lucy", "another Frenchie"], 0));
     await page.setInputFiles("#head-file", headPath);
@@ -402,7 +403,7 @@ test("a head file from disk replaces the head; one that does not fit is refused"
   const context = await launch();
   try {
     const { page, errors } = await openPage(context, "?backend=cpu");
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-heads-"));
+    const dir = temporaryDir("lucy-heads-");
     const wrong = path.join(dir, "wrong.safetensors");
     fs.writeFileSync(wrong, headFile(1024, ["Lucy", "another Frenchie"], 0));
     const error = await upload(page, wrong, 30_000, "#head-file");
@@ -535,7 +536,7 @@ function relabel(head, from, to) {
 }
 
 test("a manifest that changed since the last visit: the changed file is fetched, the rest cached, the old copy removed", async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-chromium-"));
+  const dir = temporaryDir("lucy-chromium-");
   const weights = path.join(dist, "weights");
   const oldHead = fs.readFileSync(path.join(weights, "head-imagenet.safetensors"));
   const sha = (bytes) => crypto.createHash("sha256").update(bytes).digest("hex");

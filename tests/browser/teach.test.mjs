@@ -11,7 +11,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import crypto from "node:crypto";
-import { assertClean, dist, headFile, launch, openPage, output, root, serveSite, shared, upload } from "./harness.mjs";
+import { assertClean, dist, headFile, launch, openPage, output, root, serveSite, shared, temporaryDir, upload } from "./harness.mjs";
 
 serveSite();
 
@@ -47,7 +47,7 @@ async function download(page, button) {
 }
 
 test("teach Lucy (dogs) and Other (cats) from files, train, classify held-out photos, reload, agree natively", { skip: noPhotos, timeout: 900_000 }, async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-teach-"));
+  const dir = temporaryDir("lucy-teach-");
   const context = await launch({ userDataDir: path.join(dir, "profile") });
   try {
     const { page, errors } = await openPage(context, "?backend=cpu");
@@ -145,7 +145,7 @@ test("teach Lucy (dogs) and Other (cats) from files, train, classify held-out ph
 const fixture = (name) => path.join(root, "tests/fixtures", name);
 
 test("storage running out: a clear message, nothing half-kept, and what was kept comes back after a reload", { timeout: 300_000 }, async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-teach-"));
+  const dir = temporaryDir("lucy-teach-");
   const context = await launch({ userDataDir: dir });
   try {
     // Fault injection in the real IndexedDB: once the page sets window.__full, storing a photo
@@ -278,7 +278,7 @@ test("host your own: the site's default head is the page's first; ?head=NAME pic
 });
 
 test("a new backbone on the site: kept photos get their features again from their kept crops, exactly", { timeout: 300_000 }, async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-teach-"));
+  const dir = temporaryDir("lucy-teach-");
   let context = await launch({ userDataDir: dir });
   try {
     let { page } = await openPage(context, "?backend=cpu");

@@ -14,7 +14,7 @@
 //! - The 3x3 layers of stages 2–4 use Winograd's algorithm instead (see `winograd`).
 //! - Or, in [`Arithmetic::Int8`], every convolution multiplies the int8 weights with u8
 //!   activations in i32 (see `quantized` and `dot`).
-//! - Natively every step runs on all cores (rayon); in the browser too when the page is
+//! - Natively every step runs on all cores (`parallel`); in the browser too when the page is
 //!   cross-origin isolated (the `threads` build, rayon on Web Workers), else on one thread;
 //!   with wasm SIMD128 there (`gemm`'s f32 kernels, `dot`'s int8 one).
 
@@ -29,6 +29,8 @@ mod simd;
 mod winograd;
 
 pub use dot::Int8Kernel;
+#[cfg(not(target_arch = "wasm32"))]
+pub use parallel::on_one_thread;
 pub use parallel::threads;
 
 use activations::{Activations, buffer, position};
@@ -461,14 +463,7 @@ mod tests {
         for (a, b) in ours.iter().zip(&burn) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
-        let one_thread = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        assert_eq!(
-            one_thread.install(|| head_probabilities(&head, &features)),
-            ours
-        );
+        assert_eq!(on_one_thread(|| head_probabilities(&head, &features)), ours);
     }
 
     #[test]
