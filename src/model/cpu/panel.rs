@@ -30,6 +30,8 @@ pub(super) fn available() -> bool {
 pub(super) struct PackedF32 {
     depth: usize,
     cols: usize,
+    /// Read by the AVX-512 kernel only.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     data: Vec<f32>,
 }
 

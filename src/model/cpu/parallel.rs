@@ -283,7 +283,7 @@ mod team {
             while team.generation.load(Ordering::Acquire) == seen {
                 std::hint::spin_loop();
                 spins = spins.wrapping_add(1);
-                if spins % 1024 == 0 && idle.elapsed() > SPIN {
+                if spins.is_multiple_of(1024) && idle.elapsed() > SPIN {
                     let mut sleeping = team.sleeping.lock().expect("sleeping");
                     *sleeping += 1;
                     while team.generation.load(Ordering::Acquire) == seen {
