@@ -80,7 +80,10 @@ impl Classifier {
             return self.head.forward(self.features(inputs));
         };
         // On the CPU, photos to probabilities without burn tensors in between.
-        let planar: Vec<f32> = inputs.iter().flat_map(|i| i.chw.iter().copied()).collect();
+        let planar: std::borrow::Cow<[f32]> = match inputs {
+            [one] => one.chw.as_slice().into(),
+            _ => inputs.iter().flat_map(|i| i.chw.iter().copied()).collect(),
+        };
         let features = cpu.forward(&planar, inputs.len(), INPUT_SIDE);
         let probabilities = head_probabilities(&self.head_weights, &features);
         let shape = [inputs.len(), self.head_weights.classes];

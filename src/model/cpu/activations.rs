@@ -1,5 +1,7 @@
 //! Activations between layers, channels-last, and the pool of spare buffers they live in.
 
+use super::parallel::for_each_chunk;
+
 /// `n` images of `h` x `w` pixels with `c` channels, channels-last: `data[((b·h + y)·w + x)·c + ch]`.
 #[derive(Debug)]
 pub(super) struct Activations {
@@ -14,14 +16,16 @@ impl Activations {
     pub(super) fn from_planar(planar: &[f32], n: usize, c: usize, h: usize, w: usize) -> Self {
         assert_eq!(planar.len(), n * c * h * w, "input size");
         let mut data = buffer(planar.len());
-        for (b, image) in data.chunks_mut(h * w * c).enumerate() {
+        // A task per row of pixels, on all cores.
+        for_each_chunk(&mut data, w * c, |row, index| {
+            let (b, y) = (index / h, index % h);
             let src = &planar[b * c * h * w..][..c * h * w];
-            for (pixel, out) in image.chunks_mut(c).enumerate() {
+            for (x, out) in row.chunks_mut(c).enumerate() {
                 for (ch, value) in out.iter_mut().enumerate() {
-                    *value = src[ch * h * w + pixel];
+                    *value = src[(ch * h + y) * w + x];
                 }
             }
-        }
+        });
         Self { n, h, w, c, data }
     }
 }
