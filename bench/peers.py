@@ -161,8 +161,7 @@ def main() -> None:
 
     rounds = []  # one dict per round: (who, precision, batch) -> ms per image
     peak = 0.0
-    for _ in range(args.rounds):
-        peak = max(peak, peak_gflops())
+    def peers_ms():
         times = {}
         for batch in [1, 8]:
             x = np.repeat(reference_input(REFERENCE[0]), batch, axis=0)
@@ -173,8 +172,23 @@ def main() -> None:
                 xt = torch.from_numpy(x)
                 with torch.no_grad():
                     times[("PyTorch", "f32", batch)] = median_ms(lambda: torch_model(xt), args.runs) / batch
+        return times
+
+    for _ in range(args.rounds):
+        peak = max(peak, peak_gflops())
+        # The peers just before and just after lucy, averaged: this machine's speed drifts by
+        # tens of percent over tens of seconds, and a round's ratio should compare like with like.
+        # A pause before each: OpenBLAS's and ONNX Runtime's idle threads spin for a while after
+        # their work (ONNX Runtime int8 measured 10-14 ms right after the peak's products, 6 ms
+        # a second later).
+        time.sleep(1)
+        before = peers_ms()
+        time.sleep(1)
         out = subprocess.run([args.lucy, "--weights", args.weights, "bench", "--json", "--runs", str(args.runs)],
                              check=True, capture_output=True, text=True)
+        time.sleep(1)
+        after = peers_ms()
+        times = {key: (before[key] + after[key]) / 2 for key in before}
         for r in json.loads(out.stdout)["rows"]:
             times[("lucy", r["precision"], r["batch"])] = r["per_image_ms"]
         rounds.append(times)
@@ -204,7 +218,7 @@ def main() -> None:
             cells.append(f"{lucy_ms / ideal_ms:.1f}" if precision == "f32" else "—")
             lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
-    table += (f"\n\nTimes are medians over {args.rounds} rounds; each ratio is the median of the rounds' ratios. "
+    table += (f"\n\nTimes are medians over {args.rounds} rounds (a peer's time in a round: the mean of its runs just before and just after lucy's); each ratio is the median of the rounds' ratios. "
               f"ONNX Runtime int8: its static quantization (QDQ, per-channel int8 weights, {args.ort_activations} "
               f"activations, MinMax calibration on {CALIBRATION_PHOTOS} photos; head in f32), `{int8_model.name}`. "
               f"Ideal (f32 rows): {GMAC_PER_IMAGE} G multiply-adds = {2 * GMAC_PER_IMAGE:.2f} GFLOP per image at this machine's "

@@ -73,7 +73,9 @@ impl PackedConv {
             }
             // The last stage's products (49 rows per photo, up to 4608 x 512 weights) on
             // weights packed once (`panel`), where the CPU runs that kernel.
-            if cin.min(cout) >= 512 && panel::available() {
+            // So is the stem, its rows gathered by each tile (`Rows::Gathered`).
+            let packs = cin.min(cout) >= 512 || cin == 3;
+            if packs && cout.is_multiple_of(16) && panel::available() {
                 Algorithm::Packed(panel::PackedF32::pack(k * k * cin, cout, &weight))
             } else {
                 Algorithm::Im2col(weight)
@@ -118,21 +120,46 @@ impl PackedConv {
         }
         let rows = x.n * h * w;
         let depth = self.kernel * self.kernel * self.in_channels;
-        let cols: Cow<[f32]> = if self.is_direct() {
-            Cow::Borrowed(&x.data)
-        } else {
-            Cow::Owned(self.im2col(x, h, w))
-        };
         let mut out = buffer(rows * cout);
         let finish = |strip: &mut [f32], row: usize, c0: usize| {
             let skip = residual.map(|s| &s.data[row * cout + c0..][..strip.len()]);
             finish_row(strip, &self.bias[c0..][..strip.len()], skip, self.relu);
         };
+        // One group of 64 columns (the stem): each tile gathers its own im2col rows, once.
+        if let Algorithm::Packed(weights) = &self.weights
+            && !self.is_direct()
+            && cout <= 64
+        {
+            let shape = [x.n, x.h, x.w, x.c];
+            let gather = |tile: &mut [f32], first: usize| {
+                for (r, row) in tile.chunks_exact_mut(depth).enumerate() {
+                    let copy = |to: &mut [f32], from: &[f32]| to.copy_from_slice(from);
+                    self.window()
+                        .im2col_row(&x.data, shape, [h, w], first + r, (row, 0.0), copy);
+                }
+            };
+            let gathered = panel::Rows::Gathered(&gather);
+            panel::matmul(gathered, weights, &mut out, rows, finish);
+            return Activations {
+                n: x.n,
+                h,
+                w,
+                c: cout,
+                data: out,
+            };
+        }
+        let cols: Cow<[f32]> = if self.is_direct() {
+            Cow::Borrowed(&x.data)
+        } else {
+            Cow::Owned(self.im2col(x, h, w))
+        };
         match &self.weights {
             Algorithm::Im2col(weight) => {
                 matmul(&cols, weight, &mut out, [rows, depth, cout], finish)
             }
-            Algorithm::Packed(weights) => panel::matmul(&cols, weights, &mut out, rows, finish),
+            Algorithm::Packed(weights) => {
+                panel::matmul(panel::Rows::Matrix(&cols), weights, &mut out, rows, finish)
+            }
             Algorithm::Winograd { .. } => unreachable!("returned above"),
         }
         if let Cow::Owned(cols) = cols {
@@ -258,6 +285,8 @@ mod tests {
         // (in, out, kernel, stride, padding, side, projection, residual)
         let cases = [
             (3, 8, 7, 2, 3, 20, false, false),
+            // The stem's shape with 16 outputs: packed, its rows gathered per tile.
+            (3, 16, 7, 2, 3, 20, false, false),
             (16, 8, 1, 1, 0, 9, false, false),
             (16, 8, 1, 2, 0, 9, true, false),
             // Winograd F(4x4) then F(2x2) (odd and even sides, with a residual), and im2col

@@ -371,10 +371,21 @@ pub fn head_probabilities(head: &HeadWeights, features: &[f32]) -> Vec<f32> {
     let partials = map_items((0..BLOCKS).collect(), |block| {
         let mut sums = vec![0.0; n * classes];
         let k0 = block * rows;
-        head_block(&mut sums, features, &head.weight[k0 * classes..][..rows * classes], k0);
+        head_block(
+            &mut sums,
+            features,
+            &head.weight[k0 * classes..][..rows * classes],
+            k0,
+        );
         sums
     });
-    let mut probabilities: Vec<f32> = head.bias.iter().copied().cycle().take(n * classes).collect();
+    let mut probabilities: Vec<f32> = head
+        .bias
+        .iter()
+        .copied()
+        .cycle()
+        .take(n * classes)
+        .collect();
     for partial in &partials {
         for (p, s) in probabilities.iter_mut().zip(partial) {
             *p += s;
