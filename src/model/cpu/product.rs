@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use super::dot::{Int8Kernel, PANEL, PackedInt8, product as int8_product};
 use super::parallel::{for_each_chunk, for_each_item, map_items, threads};
+use super::simd::widest;
 
 /// `out[rows, cout] = cols[rows, depth] · weight[depth, cout]`, all row-major, then
 /// `finish(strip, row, first column)` on each row's strip of the result. Natively the product
@@ -160,17 +161,32 @@ pub(super) fn int8_matmul(
     maxima.into_iter().fold(0.0, f32::max)
 }
 
-/// One output pixel's last step: `relu?(row + bias + skip)`. Separate simple loops over a row
-/// that sits in L1, so each one vectorizes.
-pub(super) fn finish_row(row: &mut [f32], bias: &[f32], skip: Option<&[f32]>, relu: bool) {
-    row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-    if let Some(skip) = skip {
-        row.iter_mut().zip(skip).for_each(|(v, s)| *v += s);
+widest! {
+    /// One output pixel's last step: `relu?(row + bias + skip)`, in one pass over a row that
+    /// sits in L1, compiled for the widest vectors the CPU has.
+    pub(super) fn finish_row(row: &mut [f32], bias: &[f32], skip: Option<&[f32]>, relu: bool) -> () {
+        let bias = &bias[..row.len()];
+        match (skip, relu) {
+            (Some(skip), true) => finish::<true, true>(row, bias, &skip[..row.len()]),
+            (Some(skip), false) => finish::<true, false>(row, bias, &skip[..row.len()]),
+            (None, true) => finish::<false, true>(row, bias, &[]),
+            (None, false) => finish::<false, false>(row, bias, &[]),
+        }
     }
-    if relu {
-        // A comparison rather than f32::max: its NaN rules keep it scalar in wasm.
-        row.iter_mut()
-            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+}
+
+#[inline(always)]
+fn finish<const SKIP: bool, const RELU: bool>(row: &mut [f32], bias: &[f32], skip: &[f32]) {
+    for i in 0..row.len() {
+        let mut v = row[i] + bias[i];
+        if SKIP {
+            v += skip[i];
+        }
+        if RELU {
+            // A comparison rather than f32::max: its NaN rules keep it scalar in wasm.
+            v = if v > 0.0 { v } else { 0.0 };
+        }
+        row[i] = v;
     }
 }
 
