@@ -71,11 +71,10 @@ impl PackedConv {
                     }
                 }
             }
-            // Products of few rows and much weight (stages 3–4 and the stride-2 shortcut of
-            // stage 2: 49–784 rows per photo, up to 4608 x 512 weights) on weights packed once
-            // (`panel`), where the CPU runs that kernel; and the stem, its rows gathered by
-            // each tile (`Rows::Gathered`).
-            let packs = cin.min(cout) >= 256 || cin == 3;
+            // The last stage's products (49 rows per photo, up to 4608 x 512 weights) on
+            // weights packed once (`panel`), where the CPU runs that kernel.
+            // So is the stem, its rows gathered by each tile (`Rows::Gathered`).
+            let packs = cin.min(cout) >= 512 || cin == 3;
             if packs && cout.is_multiple_of(16) && panel::available() {
                 Algorithm::Packed(panel::PackedF32::pack(k * k * cin, cout, &weight))
             } else {

@@ -1,8 +1,8 @@
 //! f32 matrix products on weights packed once at load, for products of few rows and much
-//! weight: the last stages' (49–196 pixels per photo, up to 4608 x 512 weights); and the stem,
+//! weight: the last stage's (49 pixels per photo, up to 4608 x 512 weights); and the stem,
 //! whose 147-deep rows each tile gathers itself (no 7.4 MB im2col matrix). `gemm` packs its
-//! operands on every call, which for 49 rows costs as much as the arithmetic (the last stage
-//! ran at ~300 GFLOP/s against ONNX Runtime's ~450, whose weights are laid out at load too). Packed
+//! operands on every call, which for 49 rows costs as much as the arithmetic (the stage ran at
+//! ~300 GFLOP/s against ONNX Runtime's ~450, whose weights are laid out at load too). Packed
 //! here in the int8 kernels' panels of 16 columns, multiplied 6 rows x 4 panels at a time with
 //! AVX-512 FMAs where the CPU has them, else in portable Rust (`gemm` then serves instead: see
 //! [`available`]).
