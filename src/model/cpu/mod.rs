@@ -367,6 +367,9 @@ pub fn head_probabilities(head: &HeadWeights, features: &[f32]) -> Vec<f32> {
     const BLOCKS: usize = 16;
     let (classes, n) = (head.classes, features.len() / FEATURES);
     assert_eq!(features.len(), n * FEATURES, "whole feature rows");
+    if n == 0 {
+        return Vec::new();
+    }
     let rows = FEATURES / BLOCKS;
     let partials = map_items((0..BLOCKS).collect(), |block| {
         let mut sums = vec![0.0; n * classes];
@@ -469,6 +472,34 @@ mod tests {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
         assert_eq!(on_one_thread(|| head_probabilities(&head, &features)), ours);
+    }
+
+    /// An empty batch (every photo of a request unreadable) gives no features, in either
+    /// arithmetic, and no probabilities.
+    #[test]
+    fn an_empty_batch_gives_nothing() {
+        let tensors: NamedTensors = conv_specs()
+            .iter()
+            .flat_map(|spec| {
+                let shape = spec.weight_shape().to_vec();
+                let weight = values(shape.iter().product(), 1);
+                let bias = (vec![spec.out_channels], values(spec.out_channels, 2));
+                [
+                    (format!("{}.weight", spec.name), (shape, weight)),
+                    (format!("{}.bias", spec.name), bias),
+                ]
+            })
+            .collect();
+        for arithmetic in [Arithmetic::F32, Arithmetic::Int8] {
+            let model = CpuResNet50::from_tensors(tensors.clone(), arithmetic).unwrap();
+            assert!(model.forward(&[], 0, 224).is_empty());
+        }
+        let head = HeadWeights {
+            weight: vec![0.0; FEATURES * 3],
+            bias: vec![0.0; 3],
+            classes: 3,
+        };
+        assert!(head_probabilities(&head, &[]).is_empty());
     }
 
     #[test]

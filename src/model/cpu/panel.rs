@@ -79,6 +79,9 @@ pub(super) fn matmul(
     if let Rows::Matrix(a) = a {
         assert_eq!(a.len(), rows * depth);
     }
+    if rows == 0 {
+        return;
+    }
     let groups = cols.div_ceil(PANEL * TILE_PANELS);
     let row_tiles = rows
         .div_ceil(48)

@@ -182,7 +182,7 @@ mod team {
     fn team() -> &'static Team {
         static TEAM: OnceLock<&'static Team> = OnceLock::new();
         TEAM.get_or_init(|| {
-            // `RAYON_NUM_THREADS` as before this team replaced rayon's pool (documented).
+            // `RAYON_NUM_THREADS` sizes it, as it sized rayon's pool before (`cli` honours it).
             let threads = std::env::var("RAYON_NUM_THREADS")
                 .ok()
                 .and_then(|n| n.parse().ok())

@@ -23,6 +23,9 @@ pub(super) fn matmul(
     finish: impl Fn(&mut [f32], usize, usize) + Send + Sync,
 ) {
     assert!(cols.len() == rows * depth && weight.len() == depth * cout && out.len() == rows * cout);
+    if rows == 0 || cout == 0 {
+        return;
+    }
     let by_rows = rows >= cout;
     let (len, align) = if by_rows { (rows, 8) } else { (cout, 16) };
     // Two blocks per core: the one free core takes the other's second block when a core is
@@ -100,6 +103,9 @@ pub(super) fn int8_matmul(
 ) -> f32 {
     let (depth, panels) = (weights.depth(), weights.panels());
     assert!(panels * PANEL == cout && out.len() == rows * cout);
+    if rows == 0 {
+        return 0.0;
+    }
     let groups = panels.div_ceil(INT8_TILE_PANELS);
     // Even tiles: 49 rows make 2 tiles of 30 and 19, not 48 and 1.
     let row_tiles = rows.div_ceil(INT8_TILE_ROWS).max(1);
