@@ -251,34 +251,20 @@ impl CpuResNet50 {
         mut timing: Timing,
     ) -> Activations {
         let x = Activations::from_planar(planar, n, 3, side, side);
-        let x = match &self.blocks {
-            // The photo quantized with 7 bits would keep 6 and a sign: the stem then stays f32.
+        // The photo quantized with 7 bits would keep 6 and a sign: the stem then stays f32.
+        let int8_stem = match &self.blocks {
             Blocks::Int8(stem, _, settings) if settings.activation_max == u8::MAX => {
-                let max = abs_max(&x.data);
-                let forward = || stem.forward(settings.kernel, &x, (max, u8::MAX), None);
-                timed(
-                    &mut timing,
-                    &stem.name,
-                    stem.algorithm(),
-                    stem.kernel,
-                    &x,
-                    forward,
-                )
+                Some((stem, settings.kernel))
             }
-            _ => {
-                let stem = &self.stem;
-                let forward = || (stem.forward(&x, None), 0.0);
-                timed(
-                    &mut timing,
-                    &stem.name,
-                    stem.algorithm(),
-                    stem.kernel,
-                    &x,
-                    forward,
-                )
-            }
-        }
-        .0;
+            _ => None,
+        };
+        let algorithm = int8_stem.map_or(self.stem.algorithm(), |(stem, _)| stem.algorithm());
+        let stem = || match int8_stem {
+            Some((stem, kernel)) => stem.forward(kernel, &x, (abs_max(&x.data), u8::MAX), None),
+            None => (self.stem.forward(&x, None), 0.0),
+        };
+        let (name, kernel) = (&self.stem.name, self.stem.kernel);
+        let x = timed(&mut timing, name, algorithm, kernel, &x, stem).0;
         let mut x = max_pool_3x3_stride_2(&x);
         match &self.blocks {
             Blocks::F32(blocks) => {

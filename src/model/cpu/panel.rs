@@ -8,6 +8,7 @@
 //! [`available`]).
 
 use super::parallel::{map_items, threads};
+use super::product::SendPtr;
 
 /// Columns per panel: one AVX-512 register of f32.
 const PANEL: usize = 16;
@@ -97,6 +98,8 @@ pub(super) fn matmul(
         let np = TILE_PANELS.min(cols / PANEL - p0);
         let (c0, nc) = (p0 * PANEL, np * PANEL);
         let mut gathered = GATHERED.take();
+        // Read by the AVX-512 kernel only (the only one `available` admits).
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
         let tile_a = match a {
             Rows::Matrix(a) => &a[r0 * depth..][..nr * depth],
             Rows::Gathered(gather) => {
@@ -127,19 +130,6 @@ pub(super) fn matmul(
             finish(strip, r, c0);
         }
     });
-}
-
-/// A raw pointer that may cross threads: each tile writes its own disjoint block.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to hand disjoint output blocks to the threads of one product call.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -294,15 +294,16 @@ unsafe fn raw_product(
     }
 }
 
-/// A raw pointer that may cross threads: each thread writes its own disjoint block.
+/// A raw pointer that may cross threads: each thread writes its own disjoint block (here and
+/// in `panel`).
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(super) struct SendPtr(pub(super) *mut f32);
 // SAFETY: used only to hand disjoint output blocks to the threads of one product call.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }
