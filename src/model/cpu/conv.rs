@@ -71,9 +71,10 @@ impl PackedConv {
                     }
                 }
             }
-            // The last stage's products (49 rows per photo, up to 4608 x 512 weights) on
-            // weights packed once (`panel`), where the CPU runs that kernel.
-            // So is the stem, its rows gathered by each tile (`Rows::Gathered`).
+            // Products of few rows and much weight (the last stage's, 49 rows per photo and up
+            // to 4608 x 512 weights, and stage 3's projection) on weights packed once (`panel`),
+            // where the CPU runs that kernel; so is the stem, its rows gathered by each tile
+            // (`Rows::Gathered`).
             let packs = cin.min(cout) >= 512 || cin == 3;
             if packs && cout.is_multiple_of(16) && panel::available() {
                 Algorithm::Packed(panel::PackedF32::pack(k * k * cin, cout, &weight))

@@ -4,8 +4,7 @@
 //! operands on every call, which for 49 rows costs as much as the arithmetic (the stage ran at
 //! ~300 GFLOP/s against ONNX Runtime's ~450, whose weights are laid out at load too). Packed
 //! here in the int8 kernels' panels of 16 columns, multiplied 6 rows x 4 panels at a time with
-//! AVX-512 FMAs where the CPU has them, else in portable Rust (`gemm` then serves instead: see
-//! [`available`]).
+//! AVX-512 FMAs, where the CPU has them ([`available`]; elsewhere `gemm` serves instead).
 
 use super::parallel::{map_items, threads};
 use super::product::SendPtr;
@@ -80,7 +79,7 @@ pub(super) fn matmul(
     if let Rows::Matrix(a) = a {
         assert_eq!(a.len(), rows * depth);
     }
-    if rows == 0 {
+    if rows == 0 || cols == 0 {
         return;
     }
     let groups = cols.div_ceil(PANEL * TILE_PANELS);
@@ -254,11 +253,7 @@ mod tests {
                     );
                 }
             }
-            let one_thread = rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .build()
-                .unwrap();
-            assert_eq!(one_thread.install(run), ours);
+            assert_eq!(crate::model::cpu::on_one_thread(run), ours);
         }
     }
 }

@@ -145,14 +145,14 @@ mod pool {
 /// before they sleep: a forward pass is ~60 steps of 20–200 µs, and a worker that slept
 /// between them (rayon's did) cost a wake-up per step — on this 2-core VM ~15 % of a pass
 /// (ONNX Runtime's spinning pool is likewise ~15 % faster than with spinning off). One job at a
-/// time: a job given while another runs (another thread's), or from inside a job, runs on the
-/// calling thread alone.
+/// time: a job given while another thread's runs waits for it; one given from inside a job runs
+/// on the calling thread alone.
 #[cfg(not(target_arch = "wasm32"))]
 mod team {
     use std::cell::Cell;
     use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::{Condvar, Mutex, OnceLock};
+    use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
     use std::time::{Duration, Instant};
 
     /// How long an idle worker spins before it sleeps (a job arriving later wakes it).
@@ -217,10 +217,15 @@ mod team {
     /// Run `f` with every job on the calling thread alone (the passes then also split as
     /// for one thread): to check that results do not depend on the thread count.
     pub fn on_one_thread<R>(f: impl FnOnce() -> R) -> R {
-        let before = ALONE.replace(true);
-        let result = f();
-        ALONE.set(before);
-        result
+        /// Puts the flag back however `f` ends (a panic included).
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                ALONE.set(self.0);
+            }
+        }
+        let _restore = Restore(ALONE.replace(true));
+        f()
     }
 
     /// `f(0)`, …, `f(count - 1)`, on all threads; returns when all have returned.
@@ -230,9 +235,9 @@ mod team {
             return alone();
         }
         let team = team();
-        let Ok(_busy) = team.busy.try_lock() else {
-            return alone();
-        };
+        // Another thread's job first. (A panic re-raised below leaves the lock poisoned with
+        // nothing broken: every job starts from a clean state.)
+        let _busy = team.busy.lock().unwrap_or_else(PoisonError::into_inner);
         // SAFETY: workers use `f` only after the generation below changes and before they
         // decrement `active`, and this function returns (or unwinds) only once `active` is 0:
         // `f` outlives every use.
@@ -251,8 +256,15 @@ mod team {
         ALONE.set(true);
         let mine = catch_unwind(AssertUnwindSafe(|| take_items(team, job, count)));
         ALONE.set(false);
+        // A worker the system has descheduled could keep this waiting: spin, yielding now and
+        // then.
+        let mut spins = 0u32;
         while team.active.load(Ordering::Acquire) != 0 {
             std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(4096) {
+                std::thread::yield_now();
+            }
         }
         *team.job.lock().expect("job") = None;
         if let Err(panic) = mine {

@@ -1,8 +1,8 @@
 //! Matrix products on `gemm` (f32) and on `dot` (int8), split across cores, and their
-//! epilogue (bias, residual, ReLU). The `unsafe` of the products is here and in `dot` (`simd`
-//! and `quantized` have one call each, for instructions chosen at run time): `gemm` takes raw
-//! pointers and strides, and some splits hand each core a strided block of one output that no
-//! safe slice can describe.
+//! epilogue (bias, residual, ReLU). The `unsafe` of the products is here, in `dot` and in
+//! `panel` (`simd` and `quantized` have one call each, for instructions chosen at run time):
+//! `gemm` takes raw pointers and strides, and some splits hand each core a strided block of one
+//! output that no safe slice can describe.
 
 use std::ops::Range;
 
@@ -103,7 +103,7 @@ pub(super) fn int8_matmul(
 ) -> f32 {
     let (depth, panels) = (weights.depth(), weights.panels());
     assert!(panels * PANEL == cout && out.len() == rows * cout);
-    if rows == 0 {
+    if rows == 0 || cout == 0 {
         return 0.0;
     }
     let groups = panels.div_ceil(INT8_TILE_PANELS);

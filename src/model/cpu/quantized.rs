@@ -4,11 +4,13 @@
 //! residual and rectified in one pass over each tile while it is in cache
 //! (`product::int8_matmul`).
 //!
-//! Activations are quantized per tensor with a scale computed at run time from the tensor's
-//! own maximum, not calibrated at import: every input a convolution here sees comes out of a
-//! ReLU (≥ 0: u8 with no zero point), a photo's range is then used in full whatever the photo,
-//! and the import needs no photos. The maximum is found by the epilogue of the layer that
-//! makes the tensor, so it costs no extra pass. The residual stream between blocks stays f32.
+//! Activations are quantized per tensor (one photo's: batches run photo by photo) with a scale
+//! computed at run time from the tensor's own maximum, not calibrated at import: every input a
+//! convolution here sees after the stem comes out of a ReLU (≥ 0: u8 with no zero point), a
+//! photo's range is then used in full whatever the photo, and the import needs no photos. The
+//! maximum is found by the epilogue of the layer that makes the tensor, so it costs no extra
+//! pass. The stem's input, the photo, is signed: quantized around a zero point. The residual
+//! stream between blocks stays f32.
 
 use std::ops::Range;
 
