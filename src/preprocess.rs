@@ -339,7 +339,7 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
                     // Entropy-coded data: runs until a marker that is not a stuffed zero or a
                     // restart marker.
                     while i + 1 < bytes.len()
-                        && !(bytes[i] == 0xFF && !matches!(bytes[i + 1], 0x00 | 0xD0..=0xD7))
+                        && (bytes[i] != 0xFF || matches!(bytes[i + 1], 0x00 | 0xD0..=0xD7))
                     {
                         i += 1;
                     }

@@ -153,7 +153,9 @@ pub fn fit(
 
     let n = train.labels.len();
     let mut history = Vec::new();
-    let mut best: Option<(usize, f64, f64, Vec<f32>, Vec<f32>)> = None;
+    // The best epoch so far: epoch, validation accuracy and loss, weight, bias.
+    type Best = (usize, f64, f64, Vec<f32>, Vec<f32>);
+    let mut best: Option<Best> = None;
     let mut stopped_early = false;
     let (mut beta1_t, mut beta2_t) = (1.0f32, 1.0f32);
     let mut input = vec![0.0f32; FEATURES];

@@ -13,7 +13,7 @@ pub struct QuantizedTensor {
 
 /// Quantize `weights` laid out as `channels` equal rows: q = round(w / s), s = max|w| / 127.
 pub fn quantize_per_channel(weights: &[f32], channels: usize) -> QuantizedTensor {
-    assert!(channels > 0 && weights.len() % channels == 0);
+    assert!(channels > 0 && weights.len().is_multiple_of(channels));
     let row = weights.len() / channels;
     let mut values = Vec::with_capacity(weights.len());
     let mut scales = Vec::with_capacity(channels);

@@ -187,13 +187,11 @@ fn check_same_classes(
     name: &str,
     required: bool,
 ) -> Result<(), DataError> {
-    if required {
-        if let Some(missing) = classes.iter().find(|c| !split.contains_key(*c)) {
-            return Err(DataError::MissingFromSplit {
-                class: missing.clone(),
-                split: name.into(),
-            });
-        }
+    if required && let Some(missing) = classes.iter().find(|c| !split.contains_key(*c)) {
+        return Err(DataError::MissingFromSplit {
+            class: missing.clone(),
+            split: name.into(),
+        });
     }
     if let Some(extra) = split.keys().find(|c| !classes.contains(c)) {
         return Err(DataError::UnknownClass {

@@ -75,10 +75,10 @@ fn fold_conv(
     for h in 0..k {
         for w in 0..k {
             for ci in 0..i {
-                for co in 0..o {
+                for (co, scale) in scale.iter().enumerate() {
                     let hwio = ((h * k + w) * i + ci) * o + co;
                     let oihw = ((co * i + ci) * k + h) * k + w;
-                    weight[oihw] = kernel[hwio] * scale[co];
+                    weight[oihw] = kernel[hwio] * scale;
                 }
             }
         }

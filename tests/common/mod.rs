@@ -145,12 +145,12 @@ pub fn private_bundle() -> tempfile::TempDir {
     for entry in std::fs::read_dir(weights_dir()).unwrap() {
         let path = entry.unwrap().path();
         let target = dir.path().join(path.file_name().unwrap());
-        if path.file_name().unwrap() == "manifest.json" {
+        // The manifest is copied (registering a head rewrites it), the bundle files hard-linked where the
+        // file system allows (they are only read), else copied.
+        let manifest = path.file_name().unwrap() == "manifest.json";
+        let tensors = path.extension().is_some_and(|e| e == "safetensors");
+        if manifest || (tensors && std::fs::hard_link(&path, &target).is_err()) {
             std::fs::copy(&path, &target).unwrap();
-        } else if path.extension().is_some_and(|e| e == "safetensors") {
-            if std::fs::hard_link(&path, &target).is_err() {
-                std::fs::copy(&path, &target).unwrap();
-            }
         }
     }
     dir
