@@ -218,7 +218,7 @@ fn portable(
     }
 }
 
-#[allow(unused_macros)] // Only the SIMD kernels use it.
+#[allow(unused_macros)] // Only the SIMD kernels use it (here and in `panel`).
 /// Calls `$tile::<MR>` (or `$tile::<MR, NV>`) for the run-time row count `$mr`, one of those
 /// listed.
 macro_rules! by_rows {
@@ -236,10 +236,13 @@ macro_rules! by_rows {
     };
 }
 
+#[allow(unused_imports)] // As `by_rows!`.
+pub(super) use by_rows;
+
 /// `rows` in groups of `size` (the last one shorter): `(first row, rows in the group)`, for
 /// the kernels' tiles of a fixed row count and their remainder.
-#[allow(dead_code)] // Only the SIMD kernels use it.
-fn row_groups(rows: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
+#[allow(dead_code)] // Only the SIMD kernels use it (here and in `panel`).
+pub(super) fn row_groups(rows: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..rows)
         .step_by(size)
         .map(move |r| (r, size.min(rows - r)))

@@ -135,6 +135,7 @@ pub(super) fn matmul(
 mod x86 {
     use std::arch::x86_64::*;
 
+    use super::super::dot::{by_rows, row_groups};
     use super::{PANEL, PackedF32};
 
     /// `out = a · panels p0..p0+np` for `rows` rows, in tiles of 6 rows x 4 panels.
@@ -150,32 +151,21 @@ mod x86 {
         (p0, np): (usize, usize),
         (out, ldo): (*mut f32, usize),
     ) {
-        let stride = b.depth * PANEL;
+        let (depth, stride) = (b.depth, b.depth * PANEL);
         let mut p = 0;
         while p < np {
             let nv = if np - p >= 4 { 4 } else { 1 };
             let w = b.data[(p0 + p) * stride..].as_ptr();
-            let mut r = 0;
-            while r < rows {
-                let mr = 6.min(rows - r);
+            for (r, mr) in row_groups(rows, 6) {
                 // SAFETY: rows r..r+mr and panels p..p+nv are in bounds (caller's promise).
                 unsafe {
                     let (x, o) = (a.add(r * lda), out.add(r * ldo + p * PANEL));
-                    macro_rules! tile {
-                        ($nv:literal) => {
-                            match mr {
-                                1 => tile::<1, $nv>(x, lda, w, stride, b.depth, o, ldo),
-                                2 => tile::<2, $nv>(x, lda, w, stride, b.depth, o, ldo),
-                                3 => tile::<3, $nv>(x, lda, w, stride, b.depth, o, ldo),
-                                4 => tile::<4, $nv>(x, lda, w, stride, b.depth, o, ldo),
-                                5 => tile::<5, $nv>(x, lda, w, stride, b.depth, o, ldo),
-                                _ => tile::<6, $nv>(x, lda, w, stride, b.depth, o, ldo),
-                            }
-                        };
+                    if nv == 4 {
+                        by_rows!(mr, tile, nv = 4, (x, lda, w, stride, depth, o, ldo), [1 2 3 4 5 6]);
+                    } else {
+                        by_rows!(mr, tile, nv = 1, (x, lda, w, stride, depth, o, ldo), [1 2 3 4 5 6]);
                     }
-                    if nv == 4 { tile!(4) } else { tile!(1) }
                 }
-                r += mr;
             }
             p += nv;
         }
