@@ -122,11 +122,10 @@ pub(super) struct Int8Conv {
     /// Per output channel.
     scales: Vec<f32>,
     bias: Vec<f32>,
-    /// Whether the input is signed (the stem's photo), so quantized around a zero point;
-    /// then each output channel's weights' sum, times the zero point, is what the zero point
-    /// added to the sums.
-    signed_input: bool,
-    column_sums: Vec<i32>,
+    /// For a signed input (the stem's photo, quantized around a zero point): each output
+    /// channel's weights' sum, which times the zero point is what the zero point added to the
+    /// sums. `None` for inputs ≥ 0.
+    column_sums: Option<Vec<i32>>,
 }
 
 impl Int8Conv {
@@ -151,15 +150,17 @@ impl Int8Conv {
                 }
             }
         }
-        let column_sums = (0..cout)
-            .map(|co| {
-                kn.iter()
-                    .skip(co)
-                    .step_by(cout)
-                    .map(|&v| i32::from(v))
-                    .sum()
-            })
-            .collect();
+        let column_sums = signed_input.then(|| {
+            (0..cout)
+                .map(|co| {
+                    kn.iter()
+                        .skip(co)
+                        .step_by(cout)
+                        .map(|&v| i32::from(v))
+                        .sum()
+                })
+                .collect()
+        });
         let weights = PackedInt8::pack(depth, cout, &kn);
         Self {
             name: spec.name.clone(),
@@ -175,7 +176,6 @@ impl Int8Conv {
             weights,
             scales: q.scales,
             bias,
-            signed_input,
             column_sums,
         }
     }
@@ -213,7 +213,7 @@ impl Int8Conv {
                 (x.n, h, w, cout)
             );
         }
-        let quantization = if self.signed_input {
+        let quantization = if self.column_sums.is_some() {
             Quantization::signed(max, top)
         } else {
             Quantization::unsigned(max, top)
@@ -254,12 +254,11 @@ impl Int8Conv {
                 }
             }
         };
-        // What the zero point adds to each channel's sums.
-        let zero_sums: Vec<i32> = self
+        // What the zero point adds to each channel's sums (a signed input only).
+        let zero_sums: Option<Vec<i32>> = self
             .column_sums
-            .iter()
-            .map(|s| s * i32::from(zero))
-            .collect();
+            .as_ref()
+            .map(|sums| sums.iter().map(|s| s * i32::from(zero)).collect());
         let scale = quantization.scale;
         // Sum · (input scale · channel scale) dequantizes.
         let factors: Vec<f32> = self.scales.iter().map(|s| s * scale).collect();
@@ -271,7 +270,7 @@ impl Int8Conv {
             [x.n * h * w, cout],
             fill,
             |(tile, stride), sums, first, cols: Range<usize>| {
-                if zero != 0 {
+                if let Some(zero_sums) = &zero_sums {
                     for row in sums.chunks_exact_mut(cols.len()) {
                         row.iter_mut()
                             .zip(&zero_sums[cols.clone()])
