@@ -127,30 +127,20 @@ impl PackedConv {
             finish_row(strip, &self.bias[c0..][..strip.len()], skip, self.relu);
         };
         // One group of 64 columns (the stem): each tile gathers its own im2col rows, once.
-        if let Algorithm::Packed(weights) = &self.weights
-            && !self.is_direct()
-            && cout <= 64
-        {
-            let shape = [x.n, x.h, x.w, x.c];
-            let gather = |tile: &mut [f32], first: usize| {
-                for (r, row) in tile.chunks_exact_mut(depth).enumerate() {
-                    let copy = |to: &mut [f32], from: &[f32]| to.copy_from_slice(from);
-                    self.window()
-                        .im2col_row(&x.data, shape, [h, w], first + r, (row, 0.0), copy);
-                }
-            };
-            let gathered = panel::Rows::Gathered(&gather);
-            panel::matmul(gathered, weights, &mut out, rows, finish);
-            return Activations {
-                n: x.n,
-                h,
-                w,
-                c: cout,
-                data: out,
-            };
-        }
+        let gathers =
+            matches!(self.weights, Algorithm::Packed(_)) && !self.is_direct() && cout <= 64;
+        let shape = [x.n, x.h, x.w, x.c];
+        let gather = |tile: &mut [f32], first: usize| {
+            for (r, row) in tile.chunks_exact_mut(depth).enumerate() {
+                let copy = |to: &mut [f32], from: &[f32]| to.copy_from_slice(from);
+                self.window()
+                    .im2col_row(&x.data, shape, [h, w], first + r, (row, 0.0), copy);
+            }
+        };
         let cols: Cow<[f32]> = if self.is_direct() {
             Cow::Borrowed(&x.data)
+        } else if gathers {
+            Cow::Borrowed(&[])
         } else {
             Cow::Owned(self.im2col(x, h, w))
         };
@@ -158,6 +148,13 @@ impl PackedConv {
             Algorithm::Im2col(weight) => {
                 matmul(&cols, weight, &mut out, [rows, depth, cout], finish)
             }
+            Algorithm::Packed(weights) if gathers => panel::matmul(
+                panel::Rows::Gathered(&gather),
+                weights,
+                &mut out,
+                rows,
+                finish,
+            ),
             Algorithm::Packed(weights) => {
                 panel::matmul(panel::Rows::Matrix(&cols), weights, &mut out, rows, finish)
             }
