@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::activations::{Activations, buffer, position, recycle};
 use super::parallel::{ROWS_PER_TASK, for_each_chunk};
-use super::product::{finish_row, matmul};
+use super::product::{finish_row, matmul, splits_by_rows};
 use super::{panel, winograd};
 use crate::model::resnet::ConvSpec;
 
@@ -105,23 +105,32 @@ impl PackedConv {
         }
     }
 
-    /// `relu(conv(x) + bias + residual)`, the ReLU only where this convolution has one.
-    pub(super) fn forward(&self, x: &Activations, residual: Option<&Activations>) -> Activations {
+    /// `relu(conv(x) + bias + residual)`, the ReLU only where this convolution has one. The
+    /// residual is taken: a product on `gemm` adds itself onto it in place, so the sum is
+    /// written where the residual was read instead of into fresh memory.
+    pub(super) fn forward(&self, x: &Activations, residual: Option<Activations>) -> Activations {
         assert_eq!(x.c, self.in_channels, "input channels");
         let (h, w) = (self.window().out_side(x.h), self.window().out_side(x.w));
         let cout = self.out_channels;
-        if let Some(residual) = residual {
+        if let Some(residual) = &residual {
             assert_eq!(
                 (residual.n, residual.h, residual.w, residual.c),
                 (x.n, h, w, cout)
             );
         }
         if let Algorithm::Winograd { variant, weights } = &self.weights {
+            let residual = residual.as_ref();
             return winograd::forward(variant, x, weights, &self.bias, residual, self.relu);
         }
         let rows = x.n * h * w;
         let depth = self.kernel * self.kernel * self.in_channels;
-        let mut out = buffer(rows * cout);
+        let (mut out, residual, onto) = match (residual, &self.weights) {
+            (Some(mut residual), Algorithm::Im2col(_)) if splits_by_rows(rows, cout) => {
+                (std::mem::take(&mut residual.data), None, true)
+            }
+            (residual, _) => (buffer(rows * cout), residual, false),
+        };
+        let residual = residual.as_ref();
         let finish = |strip: &mut [f32], row: usize, c0: usize| {
             let skip = residual.map(|s| &s.data[row * cout + c0..][..strip.len()]);
             finish_row(strip, &self.bias[c0..][..strip.len()], skip, self.relu);
@@ -146,7 +155,7 @@ impl PackedConv {
         };
         match &self.weights {
             Algorithm::Im2col(weight) => {
-                matmul(&cols, weight, &mut out, [rows, depth, cout], finish)
+                matmul(&cols, weight, (&mut out, onto), [rows, depth, cout], finish)
             }
             Algorithm::Packed(weights) if gathers => panel::matmul(
                 panel::Rows::Gathered(&gather),
@@ -344,7 +353,7 @@ mod tests {
             if !projection {
                 expected = relu(expected);
             }
-            assert_close(&ours.forward(&x, skip.as_ref()), expected);
+            assert_close(&ours.forward(&x, skip), expected);
         }
     }
 }

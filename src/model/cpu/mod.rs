@@ -283,7 +283,8 @@ impl CpuResNet50 {
                     let shortcut = block.projection.as_ref().map(|p| run(p, &x, None));
                     let y = run(&block.reduce, &x, None);
                     let y = run(&block.spatial, &y, None);
-                    x = run(&block.expand, &y, Some(shortcut.as_ref().unwrap_or(&x)));
+                    // The block's input (or its projection) becomes its output.
+                    x = run(&block.expand, &y, Some(shortcut.unwrap_or(x)));
                 }
             }
             Blocks::Int8(_, blocks, settings) => {
@@ -308,8 +309,8 @@ impl CpuResNet50 {
                     let shortcut = block.projection.as_ref().map(|p| run(p, &x, max, None).0);
                     let (y, y_max) = run(&block.reduce, &x, max, None);
                     let (y, y_max) = run(&block.spatial, &y, y_max, None);
-                    let residual = Some(shortcut.as_ref().unwrap_or(&x));
-                    (x, max) = run(&block.expand, &y, y_max, residual);
+                    // The block's input (or its projection) becomes its output.
+                    (x, max) = run(&block.expand, &y, y_max, Some(shortcut.unwrap_or(x)));
                 }
             }
         }

@@ -18,7 +18,7 @@ use super::simd::widest;
 pub(super) fn matmul(
     cols: &[f32],
     weight: &[f32],
-    out: &mut [f32],
+    (out, onto): (&mut [f32], bool),
     [rows, depth, cout]: [usize; 3],
     finish: impl Fn(&mut [f32], usize, usize) + Send + Sync,
 ) {
@@ -26,7 +26,7 @@ pub(super) fn matmul(
     if rows == 0 || cout == 0 {
         return;
     }
-    let by_rows = rows >= cout;
+    let by_rows = splits_by_rows(rows, cout);
     let (len, align) = if by_rows { (rows, 8) } else { (cout, 16) };
     // Two blocks per core: the one free core takes the other's second block when a core is
     // slowed (this machine is shared). One block per core measured slower and less steady,
@@ -38,7 +38,7 @@ pub(super) fn matmul(
             let (r0, nr) = (index * step, block.len() / cout);
             product(
                 [nr, depth, cout],
-                (block, cout),
+                (block, cout, onto),
                 (&cols[r0 * depth..][..nr * depth], depth),
                 (weight, cout),
             );
@@ -58,7 +58,7 @@ pub(super) fn matmul(
         unsafe {
             raw_product(
                 [rows, depth, nc],
-                (out_ptr.get().add(c0), cout),
+                (out_ptr.get().add(c0), cout, onto),
                 (cols.as_ptr(), depth),
                 (weight.as_ptr().add(c0), cout),
             );
@@ -70,6 +70,13 @@ pub(super) fn matmul(
             finish(strip, row, c0);
         }
     });
+}
+
+/// Whether [`matmul`] splits `[rows, cout]` into blocks of rows (else of columns). Only then
+/// does adding onto `out` pay: onto blocks of columns, each a strided block of every row, it
+/// measured slower than a separate pass (stage 4's 196 x 1024 products).
+pub(super) fn splits_by_rows(rows: usize, cout: usize) -> bool {
+    rows >= cout
 }
 
 /// Rows of an int8 product's tile: a multiple of the VNNI kernel's 6 rows. A tile's
@@ -91,15 +98,17 @@ thread_local! {
 /// tiles) has `fill(rows, first row)` write its rows of `a` (u8, `depth` each: quantized and
 /// gathered from the layer's input, so no quantized copy of the whole input is made), then,
 /// 64 columns at a time, hands the i32 sums (which it may change) to `finish((tile, stride),
-/// sums, first row, columns)`, which writes the f32 tile (`rows x 64`, rows `stride` apart)
-/// while both are in cache and returns a maximum. Returns the largest of them (0 if none).
+/// sums, columns)`, which writes the f32 tile (`rows x 64`, rows `stride` apart) while both
+/// are in cache and returns a maximum. Returns the largest of them (0 if none). When `onto`,
+/// the tile `finish` gets holds `out`'s values there (a residual to add), and its result
+/// replaces them.
 pub(super) fn int8_matmul(
     kernel: Int8Kernel,
     weights: &PackedInt8,
-    out: &mut [f32],
+    (out, onto): (&mut [f32], bool),
     [rows, cout]: [usize; 2],
     fill: impl Fn(&mut [u8], usize) + Send + Sync,
-    finish: impl Fn((&mut [f32], usize), &mut [i32], usize, Range<usize>) -> f32 + Send + Sync,
+    finish: impl Fn((&mut [f32], usize), &mut [i32], Range<usize>) -> f32 + Send + Sync,
 ) -> f32 {
     let (depth, panels) = (weights.depth(), weights.panels());
     assert!(panels * PANEL == cout && out.len() == rows * cout);
@@ -142,11 +151,18 @@ pub(super) fn int8_matmul(
             int8_product(kernel, (&a, depth), nr, weights, (p0, np), &mut sums);
             let columns = c0..c0 + nc;
             if let Some(rows) = own_rows.as_deref_mut() {
-                max = max.max(finish((&mut rows[c0..], cout), &mut sums, r0, columns));
+                max = max.max(finish((&mut rows[c0..], cout), &mut sums, columns));
                 continue;
             }
             tile_out.resize(nr * nc, 0.0);
-            max = max.max(finish((&mut tile_out, nc), &mut sums, r0, columns));
+            if onto {
+                for (r, row) in tile_out.chunks_exact_mut(nc).enumerate() {
+                    // SAFETY: as above; this tile's columns of its rows, written by no other.
+                    let from = unsafe { out_ptr.get().add((r0 + r) * cout + c0) };
+                    unsafe { std::ptr::copy_nonoverlapping(from, row.as_mut_ptr(), nc) };
+                }
+            }
+            max = max.max(finish((&mut tile_out, nc), &mut sums, columns));
             for (r, row) in tile_out.chunks_exact(nc).enumerate() {
                 // SAFETY: columns c0..c0+nc of row r0+r: in bounds (asserted above), and no
                 // other tile writes them; `out` aliases nothing else.
@@ -221,7 +237,7 @@ pub(super) fn interleaved_products(
         unsafe {
             raw_product(
                 [rows, depth, n],
-                (out_ptr.get().add(xi * n), points * n),
+                (out_ptr.get().add(xi * n), points * n, false),
                 (lhs.as_ptr().add(xi * depth), points * depth),
                 (rhs.as_ptr().add(xi * depth * n), n),
             );
@@ -232,7 +248,7 @@ pub(super) fn interleaved_products(
 /// [`raw_product`] on slices, which must hold their whole matrices at their strides.
 fn product(
     [m, depth, n]: [usize; 3],
-    (dst, dst_stride): (&mut [f32], usize),
+    (dst, dst_stride, onto): (&mut [f32], usize, bool),
     (lhs, lhs_stride): (&[f32], usize),
     (rhs, rhs_stride): (&[f32], usize),
 ) {
@@ -249,7 +265,7 @@ fn product(
     unsafe {
         raw_product(
             [m, depth, n],
-            (dst.as_mut_ptr(), dst_stride),
+            (dst.as_mut_ptr(), dst_stride, onto),
             (lhs.as_ptr(), lhs_stride),
             (rhs.as_ptr(), rhs_stride),
         );
@@ -264,7 +280,7 @@ fn product(
 /// inputs or be written by anything else meanwhile.
 unsafe fn raw_product(
     [m, depth, n]: [usize; 3],
-    (dst, dst_stride): (*mut f32, usize),
+    (dst, dst_stride, onto): (*mut f32, usize, bool),
     (lhs, lhs_stride): (*const f32, usize),
     (rhs, rhs_stride): (*const f32, usize),
 ) {
@@ -277,14 +293,14 @@ unsafe fn raw_product(
             dst,
             1,
             dst_stride as isize,
-            false,
+            onto,
             lhs,
             1,
             lhs_stride as isize,
             rhs,
             1,
             rhs_stride as isize,
-            0.0,
+            if onto { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
@@ -329,7 +345,7 @@ mod tests {
             let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.5).collect();
             let mut out = vec![f32::NAN; m * n];
-            matmul(&a, &b, &mut out, [m, k, n], |strip, _, _| {
+            matmul(&a, &b, (&mut out, false), [m, k, n], |strip, _, _| {
                 strip.iter_mut().for_each(|v| *v += 1.0)
             });
             let expected: Vec<f32> = naive(&a, &b, [m, k, n]).iter().map(|v| v + 1.0).collect();

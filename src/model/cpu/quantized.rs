@@ -196,18 +196,18 @@ impl Int8Conv {
     /// `relu?(conv(x) + bias + residual)` in f32, and its largest value (for the next
     /// quantization; 0 without a ReLU, whose output is never quantized). `x`, at most `max`
     /// in magnitude (and ≥ 0 unless the input is signed), is quantized to `0..=top` as the
-    /// product gathers it.
+    /// product gathers it. The residual is taken: the output is written over it as it is read.
     pub(super) fn forward(
         &self,
         kernel: Int8Kernel,
         x: &Activations,
         (max, top): (f32, u8),
-        residual: Option<&Activations>,
+        residual: Option<Activations>,
     ) -> (Activations, f32) {
         assert_eq!(x.c, self.in_channels, "input channels");
         let (h, w) = (self.window.out_side(x.h), self.window.out_side(x.w));
         let cout = self.out_channels;
-        if let Some(residual) = residual {
+        if let Some(residual) = &residual {
             assert_eq!(
                 (residual.n, residual.h, residual.w, residual.c),
                 (x.n, h, w, cout)
@@ -262,14 +262,18 @@ impl Int8Conv {
         let scale = quantization.scale;
         // Sum · (input scale · channel scale) dequantizes.
         let factors: Vec<f32> = self.scales.iter().map(|s| s * scale).collect();
-        let mut out = buffer(x.n * h * w * cout);
+        let onto = residual.is_some();
+        let mut out = match residual {
+            Some(mut residual) => std::mem::take(&mut residual.data),
+            None => buffer(x.n * h * w * cout),
+        };
         let max = int8_matmul(
             kernel,
             &self.weights,
-            &mut out,
+            (&mut out, onto),
             [x.n * h * w, cout],
             fill,
-            |(tile, stride), sums, first, cols: Range<usize>| {
+            |(tile, stride), sums, cols: Range<usize>| {
                 if let Some(zero_sums) = &zero_sums {
                     for row in sums.chunks_exact_mut(cols.len()) {
                         row.iter_mut()
@@ -277,16 +281,8 @@ impl Int8Conv {
                             .for_each(|(s, z)| *s -= z);
                     }
                 }
-                let skip = residual.map(|s| (&s.data[first * cout + cols.start..], cout));
-                finish_int8_tile(
-                    tile,
-                    stride,
-                    sums,
-                    &factors[cols.clone()],
-                    &self.bias[cols],
-                    skip,
-                    self.relu,
-                )
+                let (factors, bias) = (&factors[cols.clone()], &self.bias[cols]);
+                finish_int8_tile(tile, stride, sums, factors, bias, onto, self.relu)
             },
         );
         if let Some(xq) = quantized {
@@ -304,16 +300,17 @@ impl Int8Conv {
 }
 
 widest! {
-    /// A tile of output pixels (rows of `factors.len()` columns, `stride` apart in `tile`,
-    /// and in `skip` as far apart as its pair says): `relu?(sum · factor + bias + skip)`, and
-    /// its maximum (0 without a ReLU). One pass over a tile in L1, which vectorizes.
+    /// A tile of output pixels (rows of `factors.len()` columns, `stride` apart in `tile`):
+    /// `relu?(sum · factor + bias + residual)`, the residual the tile's own values when `onto`
+    /// (else none), and its maximum (0 without a ReLU). One pass over a tile in L1, which
+    /// vectorizes.
     fn finish_int8_tile(
         tile: &mut [f32],
         stride: usize,
         sums: &[i32],
         factors: &[f32],
         bias: &[f32],
-        skip: Option<(&[f32], usize)>,
+        onto: bool,
         relu: bool,
     ) -> f32 {
         let n = factors.len();
@@ -321,15 +318,11 @@ widest! {
         let mut max = 0f32;
         for (r, sums) in sums.chunks_exact(n).enumerate() {
             let row = &mut tile[r * stride..][..n];
-            let row_max = match (skip, relu) {
-                (Some((skip, skip_stride)), true) => {
-                    finish::<true, true>(row, sums, factors, bias, &skip[r * skip_stride..][..n])
-                }
-                (Some((skip, skip_stride)), false) => {
-                    finish::<true, false>(row, sums, factors, bias, &skip[r * skip_stride..][..n])
-                }
-                (None, true) => finish::<false, true>(row, sums, factors, bias, &[]),
-                (None, false) => finish::<false, false>(row, sums, factors, bias, &[]),
+            let row_max = match (onto, relu) {
+                (true, true) => finish::<true, true>(row, sums, factors, bias),
+                (true, false) => finish::<true, false>(row, sums, factors, bias),
+                (false, true) => finish::<false, true>(row, sums, factors, bias),
+                (false, false) => finish::<false, false>(row, sums, factors, bias),
             };
             max = if row_max > max { row_max } else { max };
         }
@@ -338,18 +331,17 @@ widest! {
 }
 
 #[inline(always)]
-fn finish<const SKIP: bool, const RELU: bool>(
+fn finish<const ONTO: bool, const RELU: bool>(
     row: &mut [f32],
     sums: &[i32],
     factors: &[f32],
     bias: &[f32],
-    skip: &[f32],
 ) -> f32 {
     let mut max = 0u32;
     for i in 0..row.len() {
         let mut v = sums[i] as f32 * factors[i] + bias[i];
-        if SKIP {
-            v += skip[i];
+        if ONTO {
+            v += row[i];
         }
         if RELU {
             v = if v > 0.0 { v } else { 0.0 };
@@ -379,6 +371,7 @@ mod tests {
             (64, 64, 3, 1, 1, 7, false, false),
             (32, 64, 3, 1, 1, 6, false, true),
             (128, 256, 1, 1, 0, 5, false, true),
+            (64, 64, 1, 1, 0, 9, false, true),
             (3, 64, 7, 2, 3, 20, false, false),
         ];
         for (i, &(cin, cout, k, stride, padding, side, projection, residual)) in
@@ -400,11 +393,14 @@ mod tests {
                 .collect();
             let x = Activations::from_planar(&planar, 2, cin, side, side);
             let out_side = (side + 2 * padding - k) / stride + 1;
-            let skip = residual.then(|| {
-                let v = values(2 * cout * out_side * out_side, seed + 4);
-                Activations::from_planar(&v, 2, cout, out_side, out_side)
-            });
-            let expected = f32_conv.forward(&x, skip.as_ref());
+            // Taken by each convolution (its output is written over it): one for each.
+            let skip = || {
+                residual.then(|| {
+                    let v = values(2 * cout * out_side * out_side, seed + 4);
+                    Activations::from_planar(&v, 2, cout, out_side, out_side)
+                })
+            };
+            let expected = f32_conv.forward(&x, skip());
             // 8-bit activations, and 7-bit ones (relaxed SIMD's): half the steps, so twice the
             // rounding error allowed (signed: half again; the stem is int8 with 8 bits only).
             let tops: &[(u8, f32)] = if signed {
@@ -417,7 +413,7 @@ mod tests {
                 let mut first: Option<Vec<f32>> = None;
                 let kernels = Int8Kernel::ALL.into_iter().filter(|k| k.available());
                 for kernel in kernels.filter(|k| k.activation_max() >= top) {
-                    let (ours, max) = int8.forward(kernel, &x, (x_max, top), skip.as_ref());
+                    let (ours, max) = int8.forward(kernel, &x, (x_max, top), skip());
                     let range = max_of(&expected.data.iter().map(|v| v.abs()).collect::<Vec<_>>());
                     let worst = ours
                         .data
