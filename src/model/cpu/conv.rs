@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::activations::{Activations, buffer, position, recycle};
 use super::parallel::{ROWS_PER_TASK, for_each_chunk};
-use super::product::{finish_row, matmul, splits_by_rows};
+use super::product::{finish_row, matmul, matmul_gathered, splits_by_rows};
 use super::{panel, winograd};
 use crate::model::resnet::ConvSpec;
 
@@ -73,9 +73,8 @@ impl PackedConv {
             }
             // Products of few rows and much weight (the last stage's, 49 rows per photo and up
             // to 4608 x 512 weights, and stage 3's projection) on weights packed once (`panel`),
-            // where the CPU runs that kernel; so is the stem, its rows gathered by each tile
-            // (`Rows::Gathered`).
-            let packs = cin.min(cout) >= 512 || cin == 3;
+            // where the CPU runs that kernel.
+            let packs = cin.min(cout) >= 512;
             if packs && cout.is_multiple_of(16) && panel::available() {
                 Algorithm::Packed(panel::PackedF32::pack(k * k * cin, cout, &weight))
             } else {
@@ -135,38 +134,27 @@ impl PackedConv {
             let skip = residual.map(|s| &s.data[row * cout + c0..][..strip.len()]);
             finish_row(strip, &self.bias[c0..][..strip.len()], skip, self.relu);
         };
-        // One group of 64 columns (the stem): each tile gathers its own im2col rows, once.
-        let gathers =
-            matches!(self.weights, Algorithm::Packed(_)) && !self.is_direct() && cout <= 64;
         let shape = [x.n, x.h, x.w, x.c];
-        let gather = |tile: &mut [f32], first: usize| {
-            for (r, row) in tile.chunks_exact_mut(depth).enumerate() {
+        let gather = |rows: &mut [f32], first: usize| {
+            for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
                 let copy = |to: &mut [f32], from: &[f32]| to.copy_from_slice(from);
                 self.window()
                     .im2col_row(&x.data, shape, [h, w], first + r, (row, 0.0), copy);
             }
         };
-        let cols: Cow<[f32]> = if self.is_direct() {
+        let cols: Cow<[f32]> = if self.is_direct() || self.gathers() {
             Cow::Borrowed(&x.data)
-        } else if gathers {
-            Cow::Borrowed(&[])
         } else {
             Cow::Owned(self.im2col(x, h, w))
         };
         match &self.weights {
+            Algorithm::Im2col(weight) if self.gathers() => {
+                matmul_gathered(&gather, weight, &mut out, [rows, depth, cout], finish)
+            }
             Algorithm::Im2col(weight) => {
                 matmul(&cols, weight, (&mut out, onto), [rows, depth, cout], finish)
             }
-            Algorithm::Packed(weights) if gathers => panel::matmul(
-                panel::Rows::Gathered(&gather),
-                weights,
-                &mut out,
-                rows,
-                finish,
-            ),
-            Algorithm::Packed(weights) => {
-                panel::matmul(panel::Rows::Matrix(&cols), weights, &mut out, rows, finish)
-            }
+            Algorithm::Packed(weights) => panel::matmul(&cols, weights, &mut out, rows, finish),
             Algorithm::Winograd { .. } => unreachable!("returned above"),
         }
         if let Cow::Owned(cols) = cols {
@@ -187,6 +175,12 @@ impl PackedConv {
         self.window()
             .im2col(&x.data, [x.n, x.h, x.w, x.c], [h, w], &mut cols);
         cols
+    }
+
+    /// The stem's 7x7 windows of 3 channels would make a 147-deep im2col matrix of 7.4 MB per
+    /// photo, for a product of only 64 columns: instead each block of rows gathers its own.
+    fn gathers(&self) -> bool {
+        self.in_channels == 3 && self.kernel > 1
     }
 
     /// A 1x1 stride-1 convolution multiplies the activations as they lie, without im2col.
@@ -292,8 +286,9 @@ mod tests {
         // (in, out, kernel, stride, padding, side, projection, residual)
         let cases = [
             (3, 8, 7, 2, 3, 20, false, false),
-            // The stem's shape with 16 outputs: packed, its rows gathered per tile.
-            (3, 16, 7, 2, 3, 20, false, false),
+            // The stem's shape with 16 outputs, its rows gathered by blocks of more rows than
+            // one block has.
+            (3, 16, 7, 2, 3, 60, false, false),
             (16, 8, 1, 1, 0, 9, false, false),
             (16, 8, 1, 2, 0, 9, true, false),
             // Winograd F(4x4) then F(2x2) (odd and even sides, with a residual), and im2col

@@ -1,6 +1,5 @@
 //! f32 matrix products on weights packed once at load, for products of few rows and much
-//! weight: the last stage's (49 pixels per photo, up to 4608 x 512 weights); and the stem,
-//! whose 147-deep rows each tile gathers itself (no 7.4 MB im2col matrix). `gemm` packs its
+//! weight: the last stage's (49 pixels per photo, up to 4608 x 512 weights). `gemm` packs its
 //! operands on every call, which for 49 rows costs as much as the arithmetic (the stage ran at
 //! ~300 GFLOP/s against ONNX Runtime's ~450, whose weights are laid out at load too). Packed
 //! here in the int8 kernels' panels of 16 columns, multiplied 6 rows x 4 panels at a time with
@@ -50,24 +49,12 @@ impl PackedF32 {
     }
 }
 
-/// The left operand of [`matmul`]: a matrix `[rows, depth]`, or rows each tile gathers for
-/// itself (`gather(rows, first row)`: im2col rows, without the whole im2col matrix).
-pub(super) enum Rows<'a> {
-    Matrix(&'a [f32]),
-    Gathered(&'a (dyn Fn(&mut [f32], usize) + Sync)),
-}
-
-thread_local! {
-    /// Each thread's gathered rows, kept between tiles.
-    static GATHERED: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
 /// `out[rows, cols] = a[rows, depth] · weights`, then `finish(strip, row, first column)` on
 /// each row's strip of 64 columns. Tiles of up to 48 rows x 64 columns, at least four per
 /// core, spread over the cores. Each sum runs over the depth in order: the same bits on any
 /// thread count.
 pub(super) fn matmul(
-    a: Rows,
+    a: &[f32],
     weights: &PackedF32,
     out: &mut [f32],
     rows: usize,
@@ -76,9 +63,7 @@ pub(super) fn matmul(
     let (depth, cols) = (weights.depth, weights.cols);
     assert!(available(), "the packed f32 kernel needs AVX-512");
     assert!(out.len() == rows * cols);
-    if let Rows::Matrix(a) = a {
-        assert_eq!(a.len(), rows * depth);
-    }
+    assert_eq!(a.len(), rows * depth);
     if rows == 0 || cols == 0 {
         return;
     }
@@ -96,17 +81,9 @@ pub(super) fn matmul(
         let p0 = g * TILE_PANELS;
         let np = TILE_PANELS.min(cols / PANEL - p0);
         let (c0, nc) = (p0 * PANEL, np * PANEL);
-        let mut gathered = GATHERED.take();
         // Read by the AVX-512 kernel only (the only one `available` admits).
         #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-        let tile_a = match a {
-            Rows::Matrix(a) => &a[r0 * depth..][..nr * depth],
-            Rows::Gathered(gather) => {
-                gathered.resize(nr * depth, 0.0);
-                gather(&mut gathered, r0);
-                &gathered[..]
-            }
-        };
+        let tile_a = &a[r0 * depth..][..nr * depth];
         // SAFETY: the tile's rows of `a` (sliced above) and columns c0..c0+nc of those rows of
         // `out` are in bounds (asserted above); no other tile writes them, and `out` aliases
         // nothing else; the CPU has AVX-512 (asserted).
@@ -121,7 +98,6 @@ pub(super) fn matmul(
                 (out_ptr.get().add(r0 * cols + c0), cols),
             );
         }
-        GATHERED.set(gathered);
         for r in r0..r0 + nr {
             // SAFETY: as above.
             let strip =
@@ -224,7 +200,7 @@ mod tests {
             let packed = PackedF32::pack(depth, cols, &b);
             let run = || {
                 let mut out = vec![f32::NAN; rows * cols];
-                matmul(Rows::Matrix(&a), &packed, &mut out, rows, |strip, _, _| {
+                matmul(&a, &packed, &mut out, rows, |strip, _, _| {
                     strip.iter_mut().for_each(|v| *v += 1.0)
                 });
                 out

@@ -72,6 +72,48 @@ pub(super) fn matmul(
     });
 }
 
+/// Rows per block of [`matmul_gathered`]: 784 x 147 f32 of the stem's gathered rows (460 KB)
+/// stay in L2 for the block's product, and a photo's 12,544 rows make 16 blocks. Blocks of 48
+/// to 96 rows measured 15-25 % slower (each product packs the weights again), as did the packed
+/// kernel's tiles of 48.
+const GATHERED_ROWS: usize = 784;
+
+thread_local! {
+    /// Each thread's gathered rows, kept between blocks and passes.
+    static GATHERED: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// [`matmul`] on rows that each block gathers for itself (`gather(rows, first row)`, `depth`
+/// each: the stem's im2col rows, without the whole im2col matrix), by blocks of rows.
+pub(super) fn matmul_gathered(
+    gather: &(dyn Fn(&mut [f32], usize) + Sync),
+    weight: &[f32],
+    out: &mut [f32],
+    [rows, depth, cout]: [usize; 3],
+    finish: impl Fn(&mut [f32], usize, usize) + Send + Sync,
+) {
+    assert!(weight.len() == depth * cout && out.len() == rows * cout);
+    if rows == 0 || cout == 0 {
+        return;
+    }
+    for_each_chunk(out, GATHERED_ROWS * cout, |block, index| {
+        let (r0, nr) = (index * GATHERED_ROWS, block.len() / cout);
+        let mut a = GATHERED.take();
+        a.resize(nr * depth, 0.0);
+        gather(&mut a, r0);
+        product(
+            [nr, depth, cout],
+            (block, cout, false),
+            (&a, depth),
+            (weight, cout),
+        );
+        GATHERED.set(a);
+        for (r, row) in block.chunks_mut(cout).enumerate() {
+            finish(row, r0 + r, 0);
+        }
+    });
+}
+
 /// Whether [`matmul`] splits `[rows, cout]` into blocks of rows (else of columns). Only then
 /// does adding onto `out` pay: onto blocks of columns, each a strided block of every row, it
 /// measured slower than a separate pass (stage 4's 196 x 1024 products).
