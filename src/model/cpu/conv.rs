@@ -291,14 +291,17 @@ mod tests {
             (3, 16, 7, 2, 3, 60, false, false),
             (16, 8, 1, 1, 0, 9, false, false),
             (16, 8, 1, 2, 0, 9, true, false),
-            // Winograd F(4x4) then F(2x2) (odd and even sides, with a residual), and im2col
-            // for a 3x3 with over 256 inputs.
+            // Winograd F(4x4) then F(2x2) (odd and even sides, with a residual), by blocks of
+            // tile rows, and im2col for a 3x3 with over 256 inputs.
             (8, 8, 3, 1, 1, 7, false, false),
             (8, 8, 3, 1, 1, 6, false, true),
             (8, 16, 3, 1, 1, 8, false, false),
             (136, 8, 3, 1, 1, 5, false, false),
             (136, 8, 3, 1, 1, 6, false, true),
             (264, 8, 3, 1, 1, 5, false, false),
+            // Winograd's whole-layer phases (weights over 1 MB; those above run by blocks).
+            (128, 64, 3, 1, 1, 7, false, true),
+            (136, 136, 3, 1, 1, 6, false, false),
             // The last stage's (packed panels, where the CPU has AVX-512).
             (512, 512, 3, 1, 1, 3, false, false),
             (512, 528, 1, 1, 0, 3, false, true),

@@ -265,26 +265,69 @@ pub(super) fn interleaved_products(
     [rows, depth, n]: [usize; 3],
     points: usize,
 ) {
+    check_interleaved(lhs, rhs, out, [rows, depth, n], points);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    for_each_item((0..points).collect(), |xi| {
+        // SAFETY: checked above; the products write disjoint elements of `out`.
+        unsafe { point_product(lhs, rhs, out_ptr.get(), [rows, depth, n], points, xi) };
+    });
+}
+
+/// [`interleaved_products`] one after another on this thread (for a block of a layer that
+/// the cores share by blocks).
+pub(super) fn point_products(
+    lhs: &[f32],
+    rhs: &[f32],
+    out: &mut [f32],
+    [rows, depth, n]: [usize; 3],
+    points: usize,
+) {
+    check_interleaved(lhs, rhs, out, [rows, depth, n], points);
+    for xi in 0..points {
+        // SAFETY: checked above.
+        unsafe { point_product(lhs, rhs, out.as_mut_ptr(), [rows, depth, n], points, xi) };
+    }
+}
+
+fn check_interleaved(
+    lhs: &[f32],
+    rhs: &[f32],
+    out: &[f32],
+    [rows, depth, n]: [usize; 3],
+    points: usize,
+) {
     assert!(
         lhs.len() == rows * points * depth
             && rhs.len() == points * depth * n
             && out.len() == rows * points * n
     );
-    let out_ptr = SendPtr(out.as_mut_ptr());
-    for_each_item((0..points).collect(), |xi| {
-        // SAFETY: lhs_ξ is the `rows x depth` matrix at offset ξ·depth with row stride
-        // points·depth, rhs_ξ the contiguous `depth x n` matrix at ξ·depth·n, and out_ξ the
-        // `rows x n` matrix at ξ·n with row stride points·n: all in bounds (asserted above),
-        // and the products write disjoint elements of `out`, which aliases neither input.
-        unsafe {
-            raw_product(
-                [rows, depth, n],
-                (out_ptr.get().add(xi * n), points * n, false),
-                (lhs.as_ptr().add(xi * depth), points * depth),
-                (rhs.as_ptr().add(xi * depth * n), n),
-            );
-        }
-    });
+}
+
+/// Product ξ of [`interleaved_products`].
+///
+/// # Safety
+/// The sizes passed [`check_interleaved`] and `out` points to its `[rows, points, n]`; no
+/// other thread writes product ξ's elements.
+unsafe fn point_product(
+    lhs: &[f32],
+    rhs: &[f32],
+    out: *mut f32,
+    [rows, depth, n]: [usize; 3],
+    points: usize,
+    xi: usize,
+) {
+    // SAFETY: lhs_ξ is the `rows x depth` matrix at offset ξ·depth with row stride
+    // points·depth, rhs_ξ the contiguous `depth x n` matrix at ξ·depth·n, and out_ξ the
+    // `rows x n` matrix at ξ·n with row stride points·n: all in bounds (the caller's promise),
+    // and `out` aliases neither input.
+    unsafe {
+        raw_product(
+            [rows, depth, n],
+            (out.add(xi * n), points * n, false),
+            (lhs.as_ptr().add(xi * depth), points * depth),
+            (rhs.as_ptr().add(xi * depth * n), n),
+        );
+    }
 }
 
 /// [`raw_product`] on slices, which must hold their whole matrices at their strides.

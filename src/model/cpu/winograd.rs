@@ -10,8 +10,8 @@
 //! products write `m[(t·α² + ξ)·out + co]`, and the output transform reads one tile at a time.
 
 use super::activations::{Activations, buffer, position, recycle};
-use super::parallel::for_each_chunk;
-use super::product::{finish_row, interleaved_products};
+use super::parallel::{for_each_chunk, for_each_item};
+use super::product::{finish_row, interleaved_products, point_products};
 
 /// One Winograd algorithm F(m x m, 3x3): its three transform matrices, row-major.
 #[derive(Debug)]
@@ -119,7 +119,19 @@ pub(super) fn pack(variant: &Variant, oihw: &[f32], cin: usize, cout: usize) -> 
     u
 }
 
+/// Weights of at most this many bytes (all α² matrices) make the convolution run by blocks
+/// (see [`forward`]): stage 2's 64 x 64 channels (F(4x4): 590 KB) stay in L2 from one block to
+/// the next; stage 3's (2.4 MB) and stage 4's (4 MB) would be read again from L3 by every
+/// block, whose few tiles also make products too small (measured 20-40 % slower there).
+const BLOCKED_WEIGHTS_MAX: usize = 1 << 20;
+
 /// `relu?(conv3x3(x) + bias + residual)` with padding 1, stride 1.
+///
+/// Where the weights are small (stage 2), by blocks of one row of tiles, each transformed,
+/// multiplied and transformed back by one core in its own buffers (~130 KB each), all in L2:
+/// done in three whole-layer phases instead, its 1.8 MB transforms went through L3 and memory,
+/// and took 1.5 times as long whenever other tenants of this machine were busy (and 1.4 times
+/// at batch 8). Elsewhere in three phases, each on all cores.
 pub(super) fn forward(
     variant: &Variant,
     x: &Activations,
@@ -131,62 +143,47 @@ pub(super) fn forward(
     let (c, k, m, alpha) = (x.c, bias.len(), variant.m, variant.alpha());
     let points = alpha * alpha;
     assert_eq!(u.len(), points * c * k, "packed weights");
-    let (tiles_y, tiles_x) = (x.h.div_ceil(m), x.w.div_ceil(m));
-    let tiles = x.n * tiles_y * tiles_x;
+    let (h, w) = (x.h, x.w);
+    let (tiles_y, tiles_x) = (h.div_ceil(m), w.div_ceil(m));
     let (bt, at) = (
         nonzero_terms(variant.bt, alpha),
         nonzero_terms(variant.at, alpha),
     );
-
-    // Input transform: V = Bᵀ d B for each tile's input patch d, all channels at once.
-    let mut v = buffer(tiles * points * c);
-    for_each_chunk(&mut v, points * c * TILES_PER_TASK, |chunk, first| {
+    // Tile `t` of a run of tiles starting at image `b`'s tile row `ty0`: V = Bᵀ d B for its
+    // input patch d, all channels at once, into `tile`.
+    let transform_input = |tile: &mut [f32], b: usize, ty: usize, tx: usize| {
         let mut d = vec![0.0f32; points * c];
         let mut rows = vec![0.0f32; points * c];
-        for (i, tile) in chunk.chunks_mut(points * c).enumerate() {
-            let t = first * TILES_PER_TASK + i;
-            let (b, ty, tx) = position(t, tiles_y, tiles_x);
-            for (p, pixel) in d.chunks_mut(c).enumerate() {
-                let iy = (m * ty + p / alpha) as isize - 1;
-                let ix = (m * tx + p % alpha) as isize - 1;
-                if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
-                    pixel.fill(0.0);
-                } else {
-                    let src = ((b * x.h + iy as usize) * x.w + ix as usize) * c;
-                    pixel.copy_from_slice(&x.data[src..src + c]);
-                }
-            }
-            // Bᵀ d (combining rows), then (Bᵀ d) B (combining columns).
-            for j in 0..alpha {
-                for i in 0..alpha {
-                    let target = &mut rows[(i * alpha + j) * c..][..c];
-                    combine(target, &bt[i], |r| &d[(r * alpha + j) * c..][..c]);
-                }
-            }
-            for i in 0..alpha {
-                for j in 0..alpha {
-                    let target = &mut tile[(i * alpha + j) * c..][..c];
-                    combine(target, &bt[j], |r| &rows[(i * alpha + r) * c..][..c]);
-                }
+        for (p, pixel) in d.chunks_mut(c).enumerate() {
+            let iy = (m * ty + p / alpha) as isize - 1;
+            let ix = (m * tx + p % alpha) as isize - 1;
+            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                pixel.fill(0.0);
+            } else {
+                let src = ((b * h + iy as usize) * w + ix as usize) * c;
+                pixel.copy_from_slice(&x.data[src..src + c]);
             }
         }
-    });
-
-    // The α² products M_ξ = V_ξ U_ξ, one per core at a time.
-    let mut products = buffer(tiles * points * k);
-    interleaved_products(&v, u, &mut products, [tiles, c, k], points);
-    recycle(v);
-
-    // Output transform, one output row at a time: Y = Aᵀ M A, then bias, residual and ReLU.
-    let (h, w) = (x.h, x.w);
-    let mut out = buffer(x.n * h * w * k);
-    for_each_chunk(&mut out, w * k, |row_out, row| {
-        let (b, y) = (row / h, row % h);
+        // Bᵀ d (combining rows), then (Bᵀ d) B (combining columns).
+        for j in 0..alpha {
+            for i in 0..alpha {
+                let target = &mut rows[(i * alpha + j) * c..][..c];
+                combine(target, &bt[i], |r| &d[(r * alpha + j) * c..][..c]);
+            }
+        }
+        for i in 0..alpha {
+            for j in 0..alpha {
+                let target = &mut tile[(i * alpha + j) * c..][..c];
+                combine(target, &bt[j], |r| &rows[(i * alpha + r) * c..][..c]);
+            }
+        }
+    };
+    // Output row `row` (image row `y`) from its row of tiles' products: Y = Aᵀ M A, then bias,
+    // residual and ReLU.
+    let transform_output = |row_out: &mut [f32], row: usize, y: usize, tiles: &[f32]| {
         // Row y % m of Aᵀ M: α partial sums of k channels.
         let mut s = vec![0.0f32; alpha * k];
-        for tx in 0..tiles_x {
-            let t = (b * tiles_y + y / m) * tiles_x + tx;
-            let tile = &products[t * points * k..][..points * k];
+        for (tx, tile) in tiles.chunks_exact(points * k).enumerate() {
             for (j, sj) in s.chunks_mut(k).enumerate() {
                 combine(sj, &at[y % m], |r| &tile[(r * alpha + j) * k..][..k]);
             }
@@ -198,8 +195,55 @@ pub(super) fn forward(
                 finish_row(pixel, bias, skip, relu);
             }
         }
-    });
-    recycle(products);
+    };
+    let mut out = buffer(x.n * h * w * k);
+    if size_of_val(u) <= BLOCKED_WEIGHTS_MAX {
+        // A block: one row of tiles, i.e. up to m rows of one image's output.
+        let blocks: Vec<(usize, usize, &mut [f32])> = out
+            .chunks_mut(h * w * k)
+            .enumerate()
+            .flat_map(|(b, image)| {
+                let rows = image.chunks_mut(m * w * k).enumerate();
+                rows.map(move |(ty, rows_out)| (b, ty, rows_out))
+            })
+            .collect();
+        for_each_item(blocks, |(b, ty, rows_out)| {
+            let mut v = BLOCK_V.take();
+            v.resize(tiles_x * points * c, 0.0);
+            for (tx, tile) in v.chunks_mut(points * c).enumerate() {
+                transform_input(tile, b, ty, tx);
+            }
+            let mut products = BLOCK_M.take();
+            products.resize(tiles_x * points * k, 0.0);
+            point_products(&v, u, &mut products, [tiles_x, c, k], points);
+            BLOCK_V.set(v);
+            for (dy, row_out) in rows_out.chunks_mut(w * k).enumerate() {
+                transform_output(row_out, b * h + m * ty + dy, m * ty + dy, &products);
+            }
+            BLOCK_M.set(products);
+        });
+    } else {
+        let tiles = x.n * tiles_y * tiles_x;
+        let mut v = buffer(tiles * points * c);
+        for_each_chunk(&mut v, points * c * TILES_PER_TASK, |chunk, first| {
+            for (i, tile) in chunk.chunks_mut(points * c).enumerate() {
+                let (b, ty, tx) = position(first * TILES_PER_TASK + i, tiles_y, tiles_x);
+                transform_input(tile, b, ty, tx);
+            }
+        });
+        // The α² products M_ξ = V_ξ U_ξ, one per core at a time.
+        let mut products = buffer(tiles * points * k);
+        interleaved_products(&v, u, &mut products, [tiles, c, k], points);
+        recycle(v);
+        // One output row at a time.
+        for_each_chunk(&mut out, w * k, |row_out, row| {
+            let (b, y) = (row / h, row % h);
+            let first = (b * tiles_y + y / m) * tiles_x;
+            let tiles = &products[first * points * k..][..tiles_x * points * k];
+            transform_output(row_out, row, y, tiles);
+        });
+        recycle(products);
+    }
     Activations {
         n: x.n,
         h,
@@ -207,6 +251,12 @@ pub(super) fn forward(
         c: k,
         data: out,
     }
+}
+
+thread_local! {
+    /// Each thread's transformed tiles and their products for one block, kept between blocks.
+    static BLOCK_V: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    static BLOCK_M: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// The nonzero coefficients of each row of a transform matrix, as (column, coefficient).
