@@ -204,26 +204,27 @@ impl CpuResNet50 {
     /// batch differently). One photo's products already fill the cores: batch 8 measured as
     /// fast per photo as batch 1.
     fn forward_with(&self, planar: &[f32], n: usize, side: usize, timing: Timing) -> Activations {
-        if n > 1 && matches!(self.blocks, Blocks::Int8(..)) {
-            return self.one_by_one(planar, n, side, timing);
+        let count = match &self.blocks {
+            Blocks::F32(blocks) => blocks.len(),
+            Blocks::Int8(_, blocks, _) => blocks.len(),
+        };
+        let split = self.photo_by_photo_blocks(side);
+        if n <= 1 || split == 0 {
+            return self
+                .forward_part(Start::Photos(planar, n, side), 0..count, timing)
+                .0;
         }
-        self.forward_batch(planar, n, side, timing)
-    }
-
-    /// [`Self::forward_batch`] on each photo in turn; timing reports each convolution once,
-    /// its times summed over the photos.
-    fn one_by_one(&self, planar: &[f32], n: usize, side: usize, timing: Timing) -> Activations {
+        // The stem and the first blocks photo by photo, their times summed per layer.
         let mut totals: Vec<LayerTime> = Vec::new();
-        let mut data = Vec::new();
-        let mut shape = [0; 3];
-        for image in planar.chunks_exact(planar.len() / n) {
+        let (mut data, mut maxima, mut shape) = (Vec::new(), Vec::new(), [0; 3]);
+        for (photo, image) in planar.chunks_exact(planar.len() / n).enumerate() {
             let mut layers = Vec::new();
             let mut record = |t: LayerTime| layers.push(t);
             let photo_timing: Timing = match &timing {
                 Some((clock, _)) => Some((*clock, &mut record)),
                 None => None,
             };
-            let x = self.forward_batch(image, 1, side, photo_timing);
+            let (x, max) = self.forward_part(Start::Photos(image, 1, side), 0..split, photo_timing);
             if totals.is_empty() {
                 totals = layers;
             } else {
@@ -232,43 +233,61 @@ impl CpuResNet50 {
                     total.multiply_adds += t.multiply_adds;
                 }
             }
+            if data.is_empty() {
+                // From the pool of buffers, as every pass's activations are.
+                data = buffer(n * x.data.len());
+            }
+            data[photo * x.data.len()..][..x.data.len()].copy_from_slice(&x.data);
             shape = [x.h, x.w, x.c];
-            data.extend_from_slice(&x.data);
+            maxima.extend(max);
         }
-        if let Some((_, record)) = timing {
-            totals.into_iter().for_each(record);
+        let mut timing = timing;
+        if let Some((_, record)) = &mut timing {
+            totals.into_iter().for_each(|t| record(t));
         }
         let [h, w, c] = shape;
-        Activations { n, h, w, c, data }
+        let x = Activations { n, h, w, c, data };
+        let start = Start::Activations(x, maxima);
+        self.forward_part(start, split..count, timing).0
     }
 
-    /// The whole batch at once.
-    fn forward_batch(
+    /// How many blocks int8 runs photo by photo in a batch (with the stem): those whose
+    /// output has at least 28 x 28 pixels (stages 2 and 3). Eight photos' worth of their
+    /// tensors (up to 25 MB) overflowed the caches and those layers ran 10–60 % slower per
+    /// photo batched, while stages 4 and 5, whose products have few rows per photo and much
+    /// weight, ran 20–40 % faster. f32 runs the whole batch at once (0).
+    fn photo_by_photo_blocks(&self, side: usize) -> usize {
+        let Blocks::Int8(stem, blocks, _) = &self.blocks else {
+            return 0;
+        };
+        // After the stem and the 3x3 stride-2 max-pool.
+        let mut side = (stem.out_side(side) - 1) / 2 + 1;
+        blocks
+            .iter()
+            .take_while(|block| {
+                let convs = [&block.reduce, &block.spatial, &block.expand];
+                side = convs.iter().fold(side, |side, conv| conv.out_side(side));
+                side >= 28
+            })
+            .count()
+    }
+
+    /// The network from `start` (the photos: stem and max-pool first; or activations with
+    /// each photo's maximum) through `blocks`: the activations, and in int8 each photo's
+    /// maximum.
+    fn forward_part(
         &self,
-        planar: &[f32],
-        n: usize,
-        side: usize,
+        start: Start,
+        blocks: std::ops::Range<usize>,
         mut timing: Timing,
-    ) -> Activations {
-        let x = Activations::from_planar(planar, n, 3, side, side);
-        // The photo quantized with 7 bits would keep 6 and a sign: the stem then stays f32.
-        let int8_stem = match &self.blocks {
-            Blocks::Int8(stem, _, settings) if settings.activation_max == u8::MAX => {
-                Some((stem, settings.kernel))
-            }
-            _ => None,
+    ) -> (Activations, Vec<f32>) {
+        let (mut x, mut max) = match start {
+            Start::Photos(planar, n, side) => self.stem(planar, n, side, &mut timing),
+            Start::Activations(x, max) => (x, max),
         };
-        let algorithm = int8_stem.map_or(self.stem.algorithm(), |(stem, _)| stem.algorithm());
-        let stem = || match int8_stem {
-            Some((stem, kernel)) => stem.forward(kernel, &x, (abs_max(&x.data), u8::MAX), None),
-            None => (self.stem.forward(&x, None), 0.0),
-        };
-        let (name, kernel) = (&self.stem.name, self.stem.kernel);
-        let x = timed(&mut timing, name, algorithm, kernel, &x, stem).0;
-        let mut x = max_pool_3x3_stride_2(&x);
         match &self.blocks {
-            Blocks::F32(blocks) => {
-                for block in blocks {
+            Blocks::F32(all) => {
+                for block in &all[blocks] {
                     let mut run = |conv: &PackedConv, x: &Activations, residual| {
                         timed(
                             &mut timing,
@@ -276,7 +295,7 @@ impl CpuResNet50 {
                             conv.algorithm(),
                             conv.kernel,
                             x,
-                            || (conv.forward(x, residual), 0.0),
+                            || (conv.forward(x, residual), ()),
                         )
                         .0
                     };
@@ -287,16 +306,15 @@ impl CpuResNet50 {
                     x = run(&block.expand, &y, Some(shortcut.unwrap_or(x)));
                 }
             }
-            Blocks::Int8(_, blocks, settings) => {
+            Blocks::Int8(_, all, settings) => {
                 let Int8Settings {
                     kernel,
                     activation_max,
                 } = *settings;
-                let mut max = max_of(&x.data);
-                for block in blocks {
+                for block in &all[blocks] {
                     // Each convolution quantizes its input as its product gathers it (timed
                     // with it).
-                    let mut run = |conv: &Int8Conv, x: &Activations, max, residual| {
+                    let mut run = |conv: &Int8Conv, x: &Activations, max: &[f32], residual| {
                         timed(
                             &mut timing,
                             &conv.name,
@@ -306,28 +324,74 @@ impl CpuResNet50 {
                             || conv.forward(kernel, x, (max, activation_max), residual),
                         )
                     };
-                    let shortcut = block.projection.as_ref().map(|p| run(p, &x, max, None).0);
-                    let (y, y_max) = run(&block.reduce, &x, max, None);
-                    let (y, y_max) = run(&block.spatial, &y, y_max, None);
+                    let shortcut = block.projection.as_ref().map(|p| run(p, &x, &max, None).0);
+                    let (y, y_max) = run(&block.reduce, &x, &max, None);
+                    let (y, y_max) = run(&block.spatial, &y, &y_max, None);
                     // The block's input (or its projection) becomes its output.
-                    (x, max) = run(&block.expand, &y, y_max, Some(shortcut.unwrap_or(x)));
+                    (x, max) = run(&block.expand, &y, &y_max, Some(shortcut.unwrap_or(x)));
                 }
             }
         }
-        x
+        (x, max)
+    }
+
+    /// The stem and the max-pool: the activations, and in int8 each photo's maximum.
+    fn stem(
+        &self,
+        planar: &[f32],
+        n: usize,
+        side: usize,
+        timing: &mut Timing,
+    ) -> (Activations, Vec<f32>) {
+        let x = Activations::from_planar(planar, n, 3, side, side);
+        // The photo quantized with 7 bits would keep 6 and a sign: the stem then stays f32.
+        let int8_stem = match &self.blocks {
+            Blocks::Int8(stem, _, settings) if settings.activation_max == u8::MAX => {
+                Some((stem, settings.kernel))
+            }
+            _ => None,
+        };
+        let algorithm = int8_stem.map_or(self.stem.algorithm(), |(stem, _)| stem.algorithm());
+        let stem = || match int8_stem {
+            Some((stem, kernel)) => {
+                let maxima = per_photo(&x, abs_max);
+                stem.forward(kernel, &x, (&maxima, u8::MAX), None)
+            }
+            None => (self.stem.forward(&x, None), Vec::new()),
+        };
+        let (name, kernel) = (&self.stem.name, self.stem.kernel);
+        let x = timed(timing, name, algorithm, kernel, &x, stem).0;
+        let x = max_pool_3x3_stride_2(&x);
+        let max = match self.blocks {
+            Blocks::Int8(..) => per_photo(&x, max_of),
+            Blocks::F32(_) => Vec::new(),
+        };
+        (x, max)
     }
 }
 
-/// Run one convolution, `work` (its output, and in int8 its maximum), recording its time when
-/// timing.
-fn timed(
+/// Where [`CpuResNet50::forward_part`] starts: `n` photos (`[3, side, side]` each), or
+/// activations and each photo's maximum.
+enum Start<'a> {
+    Photos(&'a [f32], usize, usize),
+    Activations(Activations, Vec<f32>),
+}
+
+/// `f` of each photo's activations.
+fn per_photo(x: &Activations, f: fn(&[f32]) -> f32) -> Vec<f32> {
+    x.data.chunks_exact(x.h * x.w * x.c).map(f).collect()
+}
+
+/// Run one convolution, `work` (its output, and in int8 each photo's maximum), recording its
+/// time when timing.
+fn timed<M>(
     timing: &mut Timing,
     name: &str,
     algorithm: &'static str,
     kernel: usize,
     x: &Activations,
-    work: impl FnOnce() -> (Activations, f32),
-) -> (Activations, f32) {
+    work: impl FnOnce() -> (Activations, M),
+) -> (Activations, M) {
     let Some((clock, record)) = timing else {
         return work();
     };

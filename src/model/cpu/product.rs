@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use super::dot::{Int8Kernel, PANEL, PackedInt8, product as int8_product};
-use super::parallel::{for_each_chunk, for_each_item, map_items, threads};
+use super::parallel::{for_each_chunk, for_each_item, threads};
 use super::simd::widest;
 
 /// `out[rows, cout] = cols[rows, depth] · weight[depth, cout]`, all row-major, then
@@ -140,22 +140,21 @@ thread_local! {
 /// tiles) has `fill(rows, first row)` write its rows of `a` (u8, `depth` each: quantized and
 /// gathered from the layer's input, so no quantized copy of the whole input is made), then,
 /// 64 columns at a time, hands the i32 sums (which it may change) to `finish((tile, stride),
-/// sums, columns)`, which writes the f32 tile (`rows x 64`, rows `stride` apart) while both
-/// are in cache and returns a maximum. Returns the largest of them (0 if none). When `onto`,
-/// the tile `finish` gets holds `out`'s values there (a residual to add), and its result
-/// replaces them.
+/// sums, first row, columns)`, which writes the f32 tile (`rows x 64`, rows `stride` apart)
+/// while both are in cache. When `onto`, the tile `finish` gets holds `out`'s values there (a
+/// residual to add), and its result replaces them.
 pub(super) fn int8_matmul(
     kernel: Int8Kernel,
     weights: &PackedInt8,
     (out, onto): (&mut [f32], bool),
     [rows, cout]: [usize; 2],
     fill: impl Fn(&mut [u8], usize) + Send + Sync,
-    finish: impl Fn((&mut [f32], usize), &mut [i32], Range<usize>) -> f32 + Send + Sync,
-) -> f32 {
+    finish: impl Fn((&mut [f32], usize), &mut [i32], usize, Range<usize>) + Send + Sync,
+) {
     let (depth, panels) = (weights.depth(), weights.panels());
     assert!(panels * PANEL == cout && out.len() == rows * cout);
     if rows == 0 || cout == 0 {
-        return 0.0;
+        return;
     }
     let groups = panels.div_ceil(INT8_TILE_PANELS);
     // Even tiles: 49 rows make 2 tiles of 30 and 19, not 48 and 1.
@@ -169,7 +168,7 @@ pub(super) fn int8_matmul(
     let groups_per_tile = groups.div_ceil(col_tiles);
     let col_tiles = groups.div_ceil(groups_per_tile);
     let out_ptr = SendPtr(out.as_mut_ptr());
-    let maxima = map_items((0..row_tiles * col_tiles).collect(), |tile| {
+    for_each_item((0..row_tiles * col_tiles).collect(), |tile| {
         let r0 = tile / col_tiles * tile_rows;
         let nr = tile_rows.min(rows - r0);
         let first_group = tile % col_tiles * groups_per_tile;
@@ -184,7 +183,6 @@ pub(super) fn int8_matmul(
         let mut own_rows = (col_tiles == 1).then(|| unsafe {
             std::slice::from_raw_parts_mut(out_ptr.get().add(r0 * cout), nr * cout)
         });
-        let mut max = 0f32;
         for group in first_group..(first_group + groups_per_tile).min(groups) {
             let p0 = group * INT8_TILE_PANELS;
             let np = INT8_TILE_PANELS.min(panels - p0);
@@ -193,7 +191,7 @@ pub(super) fn int8_matmul(
             int8_product(kernel, (&a, depth), nr, weights, (p0, np), &mut sums);
             let columns = c0..c0 + nc;
             if let Some(rows) = own_rows.as_deref_mut() {
-                max = max.max(finish((&mut rows[c0..], cout), &mut sums, columns));
+                finish((&mut rows[c0..], cout), &mut sums, r0, columns);
                 continue;
             }
             tile_out.resize(nr * nc, 0.0);
@@ -204,7 +202,7 @@ pub(super) fn int8_matmul(
                     unsafe { std::ptr::copy_nonoverlapping(from, row.as_mut_ptr(), nc) };
                 }
             }
-            max = max.max(finish((&mut tile_out, nc), &mut sums, columns));
+            finish((&mut tile_out, nc), &mut sums, r0, columns);
             for (r, row) in tile_out.chunks_exact(nc).enumerate() {
                 // SAFETY: columns c0..c0+nc of row r0+r: in bounds (asserted above), and no
                 // other tile writes them; `out` aliases nothing else.
@@ -220,9 +218,7 @@ pub(super) fn int8_matmul(
         TILE_ROWS.set(a);
         TILE_SUMS.set(sums);
         TILE_OUT.set(tile_out);
-        max
     });
-    maxima.into_iter().fold(0.0, f32::max)
 }
 
 widest! {

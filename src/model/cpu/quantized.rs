@@ -13,6 +13,7 @@
 //! stream between blocks stays f32.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use super::activations::{Activations, buffer, recycle};
 use super::conv::Window;
@@ -67,12 +68,13 @@ impl Quantization {
     }
 }
 
-/// `values` quantized, on all cores.
-fn quantize(values: &[f32], quantization: Quantization) -> Vec<u8> {
-    let mut q = buffer(values.len());
-    let len = 16 * 1024;
+/// Photo `b` of `x` quantized with `quantizations[b]`, on all cores.
+fn quantize(x: &Activations, quantizations: &[Quantization]) -> Vec<u8> {
+    let mut q = buffer(x.data.len());
+    // Tasks of one image row each: none spans two photos.
+    let len = x.w * x.c;
     for_each_chunk(&mut q, len, |chunk, i| {
-        quantization.quantize_into(chunk, &values[i * len..])
+        quantizations[i / x.h].quantize_into(chunk, &x.data[i * len..])
     });
     q
 }
@@ -185,6 +187,11 @@ impl Int8Conv {
         self.kernel == 1 && self.window.stride == 1
     }
 
+    /// The output side for an input side.
+    pub(super) fn out_side(&self, side: usize) -> usize {
+        self.window.out_side(side)
+    }
+
     pub(super) fn algorithm(&self) -> &'static str {
         if self.is_direct() {
             "int8 product"
@@ -193,18 +200,21 @@ impl Int8Conv {
         }
     }
 
-    /// `relu?(conv(x) + bias + residual)` in f32, and its largest value (for the next
-    /// quantization; 0 without a ReLU, whose output is never quantized). `x`, at most `max`
-    /// in magnitude (and ≥ 0 unless the input is signed), is quantized to `0..=top` as the
-    /// product gathers it. The residual is taken: the output is written over it as it is read.
+    /// `relu?(conv(x) + bias + residual)` in f32, and each photo's largest value (for the next
+    /// quantization; 0 without a ReLU, whose output is never quantized). Photo `b` of `x`, at
+    /// most `maxima[b]` in magnitude (and ≥ 0 unless the input is signed), is quantized to
+    /// `0..=top` with its own scale as the product gathers it: a photo's result does not depend
+    /// on the photos beside it. The residual is taken: the output is written over it as it is
+    /// read.
     pub(super) fn forward(
         &self,
         kernel: Int8Kernel,
         x: &Activations,
-        (max, top): (f32, u8),
+        (maxima, top): (&[f32], u8),
         residual: Option<Activations>,
-    ) -> (Activations, f32) {
+    ) -> (Activations, Vec<f32>) {
         assert_eq!(x.c, self.in_channels, "input channels");
+        assert_eq!(maxima.len(), x.n, "a maximum per photo");
         let (h, w) = (self.window.out_side(x.h), self.window.out_side(x.w));
         let cout = self.out_channels;
         if let Some(residual) = &residual {
@@ -213,44 +223,59 @@ impl Int8Conv {
                 (x.n, h, w, cout)
             );
         }
-        let quantization = if self.column_sums.is_some() {
-            Quantization::signed(max, top)
-        } else {
-            Quantization::unsigned(max, top)
-        };
+        let quantizations: Vec<Quantization> = maxima
+            .iter()
+            .map(|&max| match self.column_sums {
+                Some(_) => Quantization::signed(max, top),
+                None => Quantization::unsigned(max, top),
+            })
+            .collect();
         let (depth, shape) = (self.weights.depth(), [x.n, x.h, x.w, x.c]);
         let window_depth = self.kernel * self.kernel * x.c;
-        let zero = quantization.zero_point;
+        // The same for every photo (0, or 128 for a signed input).
+        let zero = if self.column_sums.is_some() {
+            Quantization::signed(1.0, top).zero_point
+        } else {
+            0
+        };
+        // Output pixels per photo: row `r` of the product is photo `r / pixels`'s.
+        let pixels = h * w;
         // A window wider than a pixel sees each input pixel up to k·k times: quantized once,
         // up front. A 1x1 convolution quantizes the pixels it reads as it reads them.
-        let quantized = (self.kernel > 1).then(|| quantize(&x.data, quantization));
-        let fill = |rows: &mut [u8], first: usize| match &quantized {
-            Some(xq) => {
-                for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
-                    let (window, padding) = row.split_at_mut(window_depth);
-                    let copy = |to: &mut [u8], from: &[u8]| to.copy_from_slice(from);
-                    self.window
-                        .im2col_row(xq, shape, [h, w], first + r, (window, zero), copy);
-                    // Times the zero rows of weights that pad the depth.
-                    padding.fill(0);
+        let quantized = (self.kernel > 1).then(|| quantize(x, &quantizations));
+        let fill = |rows: &mut [u8], first: usize| {
+            let count = rows.len() / depth;
+            match &quantized {
+                Some(xq) => {
+                    for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
+                        let (window, padding) = row.split_at_mut(window_depth);
+                        let copy = |to: &mut [u8], from: &[u8]| to.copy_from_slice(from);
+                        self.window
+                            .im2col_row(xq, shape, [h, w], first + r, (window, zero), copy);
+                        // Times the zero rows of weights that pad the depth.
+                        padding.fill(0);
+                    }
                 }
-            }
-            // The activations as they lie: one row per pixel.
-            None if self.is_direct() => {
-                quantization.quantize_into(rows, &x.data[first * x.c..]);
-            }
-            None => {
-                for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
-                    let quantize =
-                        |to: &mut [u8], from: &[f32]| quantization.quantize_into(to, from);
-                    self.window.im2col_row(
-                        &x.data,
-                        shape,
-                        [h, w],
-                        first + r,
-                        (row, zero),
-                        quantize,
-                    );
+                // The activations as they lie: one row per pixel, a run of rows per photo.
+                None if self.is_direct() => {
+                    let (c, mut r) = (x.c, 0);
+                    while r < count {
+                        let b = (first + r) / pixels;
+                        let end = ((b + 1) * pixels - first).min(count);
+                        let run = &mut rows[r * c..end * c];
+                        quantizations[b].quantize_into(run, &x.data[(first + r) * c..]);
+                        r = end;
+                    }
+                }
+                None => {
+                    for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
+                        let quantization = quantizations[(first + r) / pixels];
+                        let quantize =
+                            |to: &mut [u8], from: &[f32]| quantization.quantize_into(to, from);
+                        let window = (row, zero);
+                        self.window
+                            .im2col_row(&x.data, shape, [h, w], first + r, window, quantize);
+                    }
                 }
             }
         };
@@ -259,21 +284,26 @@ impl Int8Conv {
             .column_sums
             .as_ref()
             .map(|sums| sums.iter().map(|s| s * i32::from(zero)).collect());
-        let scale = quantization.scale;
-        // Sum · (input scale · channel scale) dequantizes.
-        let factors: Vec<f32> = self.scales.iter().map(|s| s * scale).collect();
+        // Sum · (input scale · channel scale) dequantizes: each photo's factors.
+        let factors: Vec<f32> = quantizations
+            .iter()
+            .flat_map(|q| self.scales.iter().map(move |s| s * q.scale))
+            .collect();
+        // Each photo's maximum, raised by the tiles as they finish (as bits: they order
+        // non-negative floats like their values, and the result does not depend on the order).
+        let photo_maxima: Vec<AtomicU32> = (0..x.n).map(|_| AtomicU32::new(0)).collect();
         let onto = residual.is_some();
         let mut out = match residual {
             Some(mut residual) => std::mem::take(&mut residual.data),
             None => buffer(x.n * h * w * cout),
         };
-        let max = int8_matmul(
+        int8_matmul(
             kernel,
             &self.weights,
             (&mut out, onto),
             [x.n * h * w, cout],
             fill,
-            |(tile, stride), sums, cols: Range<usize>| {
+            |(tile, stride), sums, first, cols: Range<usize>| {
                 if let Some(zero_sums) = &zero_sums {
                     for row in sums.chunks_exact_mut(cols.len()) {
                         row.iter_mut()
@@ -281,8 +311,24 @@ impl Int8Conv {
                             .for_each(|(s, z)| *s -= z);
                     }
                 }
-                let (factors, bias) = (&factors[cols.clone()], &self.bias[cols]);
-                finish_int8_tile(tile, stride, sums, factors, bias, onto, self.relu)
+                // The tile's rows photo by photo (one photo, or two).
+                let (count, width) = (sums.len() / cols.len(), cols.len());
+                let mut r = 0;
+                while r < count {
+                    let b = (first + r) / pixels;
+                    let end = ((b + 1) * pixels - first).min(count);
+                    let max = finish_int8_tile(
+                        &mut tile[r * stride..],
+                        stride,
+                        &sums[r * width..end * width],
+                        &factors[b * cout..][cols.clone()],
+                        &self.bias[cols.clone()],
+                        onto,
+                        self.relu,
+                    );
+                    photo_maxima[b].fetch_max(max.to_bits(), Relaxed);
+                    r = end;
+                }
             },
         );
         if let Some(xq) = quantized {
@@ -295,7 +341,11 @@ impl Int8Conv {
             c: cout,
             data: out,
         };
-        (out, max)
+        let maxima = photo_maxima
+            .into_iter()
+            .map(|m| f32::from_bits(m.into_inner()))
+            .collect();
+        (out, maxima)
     }
 }
 
@@ -409,11 +459,12 @@ mod tests {
                 &[(255, 0.01), (127, 0.02)]
             };
             for &(top, tolerance) in tops {
-                let x_max = abs_max(&x.data);
+                // Each of the two photos with its own scale.
+                let x_max: Vec<f32> = x.data.chunks_exact(x.data.len() / 2).map(abs_max).collect();
                 let mut first: Option<Vec<f32>> = None;
                 let kernels = Int8Kernel::ALL.into_iter().filter(|k| k.available());
                 for kernel in kernels.filter(|k| k.activation_max() >= top) {
-                    let (ours, max) = int8.forward(kernel, &x, (x_max, top), skip());
+                    let (ours, max) = int8.forward(kernel, &x, (&x_max, top), skip());
                     let range = max_of(&expected.data.iter().map(|v| v.abs()).collect::<Vec<_>>());
                     let worst = ours
                         .data
@@ -425,7 +476,12 @@ mod tests {
                         worst < tolerance * range,
                         "case {i}, {top}: {worst} of {range}"
                     );
-                    assert_eq!(max, if projection { 0.0 } else { max_of(&ours.data) });
+                    let photos = ours.data.chunks_exact(ours.data.len() / 2);
+                    let expected_max: Vec<f32> = match projection {
+                        true => vec![0.0; 2],
+                        false => photos.map(max_of).collect(),
+                    };
+                    assert_eq!(max, expected_max);
                     match &first {
                         None => first = Some(ours.data.clone()),
                         Some(first) => {
