@@ -243,7 +243,7 @@ impl CpuResNet50 {
         }
         let mut timing = timing;
         if let Some((_, record)) = &mut timing {
-            totals.into_iter().for_each(|t| record(t));
+            totals.into_iter().for_each(record);
         }
         let [h, w, c] = shape;
         let x = Activations { n, h, w, c, data };
