@@ -253,57 +253,38 @@ fn finish<const SKIP: bool, const RELU: bool>(row: &mut [f32], bias: &[f32], ski
 /// `points` independent products interleaved in memory (Winograd's, see `winograd`):
 /// for each ξ, `out[t, ξ, :] = lhs[t, ξ, :] · rhs[ξ]`, where `lhs` is `[rows, points, depth]`,
 /// `rhs` is `points` contiguous `[depth, n]` matrices and `out` is `[rows, points, n]`.
-/// One product per core at a time.
+/// One product per core at a time, or with `alone` all on this thread (for a block of a layer
+/// whose blocks the cores share).
 pub(super) fn interleaved_products(
     lhs: &[f32],
     rhs: &[f32],
     out: &mut [f32],
     [rows, depth, n]: [usize; 3],
-    points: usize,
-) {
-    check_interleaved(lhs, rhs, out, [rows, depth, n], points);
-    let out_ptr = SendPtr(out.as_mut_ptr());
-    for_each_item((0..points).collect(), |xi| {
-        // SAFETY: checked above; the products write disjoint elements of `out`.
-        unsafe { point_product(lhs, rhs, out_ptr.get(), [rows, depth, n], points, xi) };
-    });
-}
-
-/// [`interleaved_products`] one after another on this thread (for a block of a layer that
-/// the cores share by blocks).
-pub(super) fn point_products(
-    lhs: &[f32],
-    rhs: &[f32],
-    out: &mut [f32],
-    [rows, depth, n]: [usize; 3],
-    points: usize,
-) {
-    check_interleaved(lhs, rhs, out, [rows, depth, n], points);
-    for xi in 0..points {
-        // SAFETY: checked above.
-        unsafe { point_product(lhs, rhs, out.as_mut_ptr(), [rows, depth, n], points, xi) };
-    }
-}
-
-fn check_interleaved(
-    lhs: &[f32],
-    rhs: &[f32],
-    out: &[f32],
-    [rows, depth, n]: [usize; 3],
-    points: usize,
+    (points, alone): (usize, bool),
 ) {
     assert!(
         lhs.len() == rows * points * depth
             && rhs.len() == points * depth * n
             && out.len() == rows * points * n
     );
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let product = |xi| {
+        // SAFETY: the sizes are checked above, and the products write disjoint elements of
+        // `out`.
+        unsafe { point_product(lhs, rhs, out_ptr.get(), [rows, depth, n], points, xi) }
+    };
+    if alone {
+        (0..points).for_each(product);
+    } else {
+        for_each_item((0..points).collect(), product);
+    }
 }
 
 /// Product ξ of [`interleaved_products`].
 ///
 /// # Safety
-/// The sizes passed [`check_interleaved`] and `out` points to its `[rows, points, n]`; no
-/// other thread writes product ξ's elements.
+/// The sizes are those [`interleaved_products`] checks and `out` points to its `[rows,
+/// points, n]`; no other thread writes product ξ's elements.
 unsafe fn point_product(
     lhs: &[f32],
     rhs: &[f32],

@@ -11,7 +11,7 @@
 
 use super::activations::{Activations, buffer, position, recycle};
 use super::parallel::{for_each_chunk, for_each_item};
-use super::product::{finish_row, interleaved_products, point_products};
+use super::product::{finish_row, interleaved_products};
 
 /// One Winograd algorithm F(m x m, 3x3): its three transform matrices, row-major.
 #[derive(Debug)]
@@ -215,7 +215,7 @@ pub(super) fn forward(
             }
             let mut products = BLOCK_M.take();
             products.resize(tiles_x * points * k, 0.0);
-            point_products(&v, u, &mut products, [tiles_x, c, k], points);
+            interleaved_products(&v, u, &mut products, [tiles_x, c, k], (points, true));
             BLOCK_V.set(v);
             for (dy, row_out) in rows_out.chunks_mut(w * k).enumerate() {
                 transform_output(row_out, b * h + m * ty + dy, m * ty + dy, &products);
@@ -233,7 +233,7 @@ pub(super) fn forward(
         });
         // The α² products M_ξ = V_ξ U_ξ, one per core at a time.
         let mut products = buffer(tiles * points * k);
-        interleaved_products(&v, u, &mut products, [tiles, c, k], points);
+        interleaved_products(&v, u, &mut products, [tiles, c, k], (points, false));
         recycle(v);
         // One output row at a time.
         for_each_chunk(&mut out, w * k, |row_out, row| {
