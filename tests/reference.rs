@@ -272,19 +272,26 @@ fn features_are_the_same_on_one_thread_and_on_all() {
     }
 }
 
-/// A photo's int8 features are the same alone and in a batch with another: its activations
-/// are quantized with its own scales (identical bits asserted).
+/// A photo's features are the same bits alone and in a batch of 8 (the fixture's two photos
+/// four times): in int8 each photo's activations are quantized with its own scales, also in
+/// the products its batch shares; in f32 the products' sums do not depend on how many rows
+/// they have (an expand layer adding onto its residual in place, which batch 8 picks on stage
+/// 4, adds in the same order as the separate epilogue).
 #[test]
-fn int8_features_do_not_depend_on_the_batch() {
+fn features_do_not_depend_on_the_batch() {
     let planar = fixture_planar();
-    let cpu = cpu_backbone(Precision::Int8);
-    let together = cpu.forward(&planar, 2, 224);
-    let (first, second) = planar.split_at(planar.len() / 2);
-    let alone = [cpu.forward(first, 1, 224), cpu.forward(second, 1, 224)].concat();
-    assert!(
-        together == alone,
-        "a photo's int8 features depend on its batch"
-    );
+    let batch: Vec<f32> = (0..4).flat_map(|_| planar.iter().copied()).collect();
+    for precision in [Precision::Int8, Precision::F32] {
+        let cpu = cpu_backbone(precision);
+        let together = cpu.forward(&batch, 8, 224);
+        let (first, second) = planar.split_at(planar.len() / 2);
+        let alone = [cpu.forward(first, 1, 224), cpu.forward(second, 1, 224)].concat();
+        let expected: Vec<f32> = (0..4).flat_map(|_| alone.iter().copied()).collect();
+        assert!(
+            together == expected,
+            "a photo's {precision} features depend on its batch"
+        );
+    }
 }
 
 /// Every int8 kernel this CPU has (AVX-512 VNNI, AVX2, portable Rust: each fallback forced

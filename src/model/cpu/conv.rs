@@ -72,7 +72,7 @@ impl PackedConv {
                 }
             }
             // Products of few rows and much weight (the last stage's, 49 rows per photo and up
-            // to 4608 x 512 weights, and stage 3's projection) on weights packed once (`panel`),
+            // to 4608 x 512 weights, and stage 4's projection) on weights packed once (`panel`),
             // where the CPU runs that kernel.
             let packs = cin.min(cout) >= 512;
             if packs && cout.is_multiple_of(16) && panel::available() {
@@ -105,8 +105,9 @@ impl PackedConv {
     }
 
     /// `relu(conv(x) + bias + residual)`, the ReLU only where this convolution has one. The
-    /// residual is taken: a product on `gemm` adds itself onto it in place, so the sum is
-    /// written where the residual was read instead of into fresh memory.
+    /// residual is taken: a `gemm` product split by rows adds itself onto it in place, so the
+    /// sum is written where the residual was read instead of into fresh memory (elsewhere the
+    /// epilogue reads it).
     pub(super) fn forward(&self, x: &Activations, residual: Option<Activations>) -> Activations {
         assert_eq!(x.c, self.in_channels, "input channels");
         let (h, w) = (self.window().out_side(x.h), self.window().out_side(x.w));
@@ -124,7 +125,9 @@ impl PackedConv {
         let rows = x.n * h * w;
         let depth = self.kernel * self.kernel * self.in_channels;
         let (mut out, residual, onto) = match (residual, &self.weights) {
-            (Some(mut residual), Algorithm::Im2col(_)) if splits_by_rows(rows, cout) => {
+            (Some(mut residual), Algorithm::Im2col(_))
+                if splits_by_rows(rows, cout) && !self.gathers() =>
+            {
                 (std::mem::take(&mut residual.data), None, true)
             }
             (residual, _) => (buffer(rows * cout), residual, false),
@@ -142,8 +145,10 @@ impl PackedConv {
                     .im2col_row(&x.data, shape, [h, w], first + r, (row, 0.0), copy);
             }
         };
-        let cols: Cow<[f32]> = if self.is_direct() || self.gathers() {
+        let cols: Cow<[f32]> = if self.is_direct() {
             Cow::Borrowed(&x.data)
+        } else if self.gathers() {
+            Cow::Borrowed(&[])
         } else {
             Cow::Owned(self.im2col(x, h, w))
         };
@@ -286,8 +291,8 @@ mod tests {
         // (in, out, kernel, stride, padding, side, projection, residual)
         let cases = [
             (3, 8, 7, 2, 3, 20, false, false),
-            // The stem's shape with 16 outputs, its rows gathered by blocks of more rows than
-            // one block has.
+            // The stem's shape with 16 outputs, its rows gathered by blocks: each photo's 900
+            // rows exceed one 784-row block, so blocks straddle the two photos.
             (3, 16, 7, 2, 3, 60, false, false),
             (16, 8, 1, 1, 0, 9, false, false),
             (16, 8, 1, 2, 0, 9, true, false),

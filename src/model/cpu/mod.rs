@@ -198,11 +198,11 @@ impl CpuResNet50 {
         global_average(&self.forward_with(planar, n, side, Some((clock, record))))
     }
 
-    /// The network up to its last convolution. In int8 a batch runs one photo at a time, so
-    /// that each photo's activations are quantized with its own scales: a photo's answer must
-    /// not depend on the other photos of its batch (`lucy predict` on a folder and `lucy eval`
-    /// batch differently). One photo's products already fill the cores: batch 8 measured as
-    /// fast per photo as batch 1.
+    /// The network up to its last convolution. In int8 each photo's activations are quantized
+    /// with its own scales, so a photo's answer does not depend on the other photos of its
+    /// batch (`lucy predict` on a folder and `lucy eval` batch differently): the stem and the
+    /// first blocks run photo by photo ([`Self::photo_by_photo_blocks`]), the rest as one
+    /// batch whose products keep each photo's scales.
     fn forward_with(&self, planar: &[f32], n: usize, side: usize, timing: Timing) -> Activations {
         let count = match &self.blocks {
             Blocks::F32(blocks) => blocks.len(),

@@ -10,8 +10,8 @@ use super::dot::{Int8Kernel, PANEL, PackedInt8, product as int8_product};
 use super::parallel::{for_each_chunk, for_each_item, threads};
 use super::simd::widest;
 
-/// `out[rows, cout] = cols[rows, depth] · weight[depth, cout]`, all row-major, then
-/// `finish(strip, row, first column)` on each row's strip of the result. Natively the product
+/// `out[rows, cout] = cols[rows, depth] · weight[depth, cout]` (with `onto`, `out +=`), all
+/// row-major, then `finish(strip, row, first column)` on each row's strip of the result. Natively the product
 /// is split into blocks along its larger side, each block a single-threaded `gemm` finished by
 /// the same thread while it is in cache: gemm's own threading lost half the speed on the
 /// small-but-wide products of the last stage (49 pixels, 2048 channels).
@@ -74,7 +74,7 @@ pub(super) fn matmul(
 
 /// Rows per block of [`matmul_gathered`]: 784 x 147 f32 of the stem's gathered rows (460 KB)
 /// stay in L2 for the block's product, and a photo's 12,544 rows make 16 blocks. Blocks of 48
-/// to 96 rows measured 15-25 % slower (each product packs the weights again), as did the packed
+/// to 96 rows measured 20-35 % slower (each product packs the weights again), as did the packed
 /// kernel's tiles of 48.
 const GATHERED_ROWS: usize = 784;
 
@@ -116,7 +116,8 @@ pub(super) fn matmul_gathered(
 
 /// Whether [`matmul`] splits `[rows, cout]` into blocks of rows (else of columns). Only then
 /// does adding onto `out` pay: onto blocks of columns, each a strided block of every row, it
-/// measured slower than a separate pass (stage 4's 196 x 1024 products).
+/// measured slower than a separate pass on stage 4's 196 x 1024 products, and so did splitting
+/// those by rows to add in place.
 pub(super) fn splits_by_rows(rows: usize, cout: usize) -> bool {
     rows >= cout
 }
@@ -238,10 +239,14 @@ widest! {
 #[inline(always)]
 fn finish<const SKIP: bool, const RELU: bool>(row: &mut [f32], bias: &[f32], skip: &[f32]) {
     for i in 0..row.len() {
-        let mut v = row[i] + bias[i];
+        // The residual before the bias: the order of a product added onto its residual in
+        // place (`matmul`'s `onto`), so a photo's bits do not depend on which one its batch
+        // size picks.
+        let mut v = row[i];
         if SKIP {
             v += skip[i];
         }
+        v += bias[i];
         if RELU {
             // A comparison rather than f32::max: its NaN rules keep it scalar in wasm.
             v = if v > 0.0 { v } else { 0.0 };
@@ -335,7 +340,7 @@ fn product(
 }
 
 /// `dst[m, n] = lhs[m, depth] · rhs[depth, n]` on one core, each matrix row-major with the
-/// given row stride (in elements); `dst` is overwritten, never read.
+/// given row stride (in elements); `dst` is overwritten, or with `onto` added to (then read).
 ///
 /// # Safety
 /// Each pointer must address its whole matrix at that stride, and `dst` must not overlap the
@@ -372,8 +377,8 @@ unsafe fn raw_product(
     }
 }
 
-/// A raw pointer that may cross threads: each thread writes its own disjoint block (here and
-/// in `panel`).
+/// A raw pointer that may cross threads: each thread reads and writes its own disjoint block
+/// (here and in `panel`).
 #[derive(Clone, Copy)]
 pub(super) struct SendPtr(pub(super) *mut f32);
 // SAFETY: used only to hand disjoint output blocks to the threads of one product call.

@@ -4,8 +4,9 @@
 //! residual and rectified in one pass over each tile while it is in cache
 //! (`product::int8_matmul`).
 //!
-//! Activations are quantized per tensor (one photo's: batches run photo by photo) with a scale
-//! computed at run time from the tensor's own maximum, not calibrated at import: every input a
+//! Activations are quantized per photo (one scale for a photo's tensor; photos batched in one
+//! product each keep theirs) with a scale computed at run time from the photo's own maximum,
+//! not calibrated at import: every input a
 //! convolution here sees after the stem comes out of a ReLU (≥ 0: u8 with no zero point), a
 //! photo's range is then used in full whatever the photo, and the import needs no photos. The
 //! maximum is found by the epilogue of the layer that makes the tensor, so it costs no extra
@@ -232,12 +233,8 @@ impl Int8Conv {
             .collect();
         let (depth, shape) = (self.weights.depth(), [x.n, x.h, x.w, x.c]);
         let window_depth = self.kernel * self.kernel * x.c;
-        // The same for every photo (0, or 128 for a signed input).
-        let zero = if self.column_sums.is_some() {
-            Quantization::signed(1.0, top).zero_point
-        } else {
-            0
-        };
+        // The same for every photo: 0, or a signed input's middle byte.
+        let zero = quantizations.first().map_or(0, |q| q.zero_point);
         // Output pixels per photo: row `r` of the product is photo `r / pixels`'s.
         let pixels = h * w;
         // A window wider than a pixel sees each input pixel up to k·k times: quantized once,
@@ -311,7 +308,7 @@ impl Int8Conv {
                             .for_each(|(s, z)| *s -= z);
                     }
                 }
-                // The tile's rows photo by photo (one photo, or two).
+                // The tile's rows photo by photo (usually one photo, or two).
                 let (count, width) = (sums.len() / cols.len(), cols.len());
                 let mut r = 0;
                 while r < count {

@@ -149,8 +149,8 @@ pub(super) fn forward(
         nonzero_terms(variant.bt, alpha),
         nonzero_terms(variant.at, alpha),
     );
-    // Tile `t` of a run of tiles starting at image `b`'s tile row `ty0`: V = Bᵀ d B for its
-    // input patch d, all channels at once, into `tile`.
+    // Tile (`ty`, `tx`) of image `b`: V = Bᵀ d B for its input patch d, all channels at once,
+    // into `tile`.
     let transform_input = |tile: &mut [f32], b: usize, ty: usize, tx: usize| {
         let mut d = vec![0.0f32; points * c];
         let mut rows = vec![0.0f32; points * c];
