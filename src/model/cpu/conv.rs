@@ -74,8 +74,7 @@ impl PackedConv {
             // Products of few rows and much weight (the last stage's, 49 rows per photo and up
             // to 4608 x 512 weights, and stage 4's projection) on weights packed once (`panel`),
             // where the CPU runs that kernel.
-            let packs = cin.min(cout) >= 512;
-            if packs && cout.is_multiple_of(16) && panel::available() {
+            if cin.min(cout) >= 512 && cout.is_multiple_of(16) && panel::available() {
                 Algorithm::Packed(panel::PackedF32::pack(k * k * cin, cout, &weight))
             } else {
                 Algorithm::Im2col(weight)

@@ -360,9 +360,13 @@ impl CpuResNet50 {
             None => (self.stem.forward(&x, None), Vec::new()),
         };
         let (name, kernel) = (&self.stem.name, self.stem.kernel);
-        let x = timed(timing, name, algorithm, kernel, &x, stem).0;
+        let (x, stem_max) = timed(timing, name, algorithm, kernel, &x, stem);
         let x = max_pool_3x3_stride_2(&x);
+        // The max-pool's windows cover every pixel: its output's maximum is the stem's, which
+        // the int8 stem's epilogue found; after the f32 stem (7-bit activations) it is found
+        // here.
         let max = match self.blocks {
+            Blocks::Int8(..) if int8_stem.is_some() => stem_max,
             Blocks::Int8(..) => per_photo(&x, max_of),
             Blocks::F32(_) => Vec::new(),
         };

@@ -6,9 +6,9 @@
 //!
 //! Activations are quantized per photo (one scale for a photo's tensor; photos batched in one
 //! product each keep theirs) with a scale computed at run time from the photo's own maximum,
-//! not calibrated at import: every input a
-//! convolution here sees after the stem comes out of a ReLU (≥ 0: u8 with no zero point), a
-//! photo's range is then used in full whatever the photo, and the import needs no photos. The
+//! not calibrated at import: every input a convolution here sees after the stem comes out of a
+//! ReLU (≥ 0: u8 with no zero point), a photo's range is then used in full whatever the photo,
+//! and the import needs no photos. The
 //! maximum is found by the epilogue of the layer that makes the tensor, so it costs no extra
 //! pass. The stem's input, the photo, is signed: quantized around a zero point. The residual
 //! stream between blocks stays f32.
@@ -67,6 +67,25 @@ impl Quantization {
         let offset = f32::from(self.zero_point) + 0.5;
         quantize_into(q, values, 1.0 / self.scale, offset, f32::from(self.top));
     }
+}
+
+/// Rows `first..first + count` of a product whose photos have `pixels` rows each, as runs of
+/// one photo's rows: `(photo, rows relative to first)`.
+fn photo_runs(
+    first: usize,
+    count: usize,
+    pixels: usize,
+) -> impl Iterator<Item = (usize, Range<usize>)> {
+    let mut r = 0;
+    std::iter::from_fn(move || {
+        (r < count).then(|| {
+            let b = (first + r) / pixels;
+            let end = ((b + 1) * pixels - first).min(count);
+            let run = r..end;
+            r = end;
+            (b, run)
+        })
+    })
 }
 
 /// Photo `b` of `x` quantized with `quantizations[b]`, on all cores.
@@ -255,13 +274,10 @@ impl Int8Conv {
                 }
                 // The activations as they lie: one row per pixel, a run of rows per photo.
                 None if self.is_direct() => {
-                    let (c, mut r) = (x.c, 0);
-                    while r < count {
-                        let b = (first + r) / pixels;
-                        let end = ((b + 1) * pixels - first).min(count);
-                        let run = &mut rows[r * c..end * c];
-                        quantizations[b].quantize_into(run, &x.data[(first + r) * c..]);
-                        r = end;
+                    let c = x.c;
+                    for (b, run) in photo_runs(first, count, pixels) {
+                        let q = &mut rows[run.start * c..run.end * c];
+                        quantizations[b].quantize_into(q, &x.data[(first + run.start) * c..]);
                     }
                 }
                 None => {
@@ -310,21 +326,17 @@ impl Int8Conv {
                 }
                 // The tile's rows photo by photo (usually one photo, or two).
                 let (count, width) = (sums.len() / cols.len(), cols.len());
-                let mut r = 0;
-                while r < count {
-                    let b = (first + r) / pixels;
-                    let end = ((b + 1) * pixels - first).min(count);
+                for (b, run) in photo_runs(first, count, pixels) {
                     let max = finish_int8_tile(
-                        &mut tile[r * stride..],
+                        &mut tile[run.start * stride..],
                         stride,
-                        &sums[r * width..end * width],
+                        &sums[run.start * width..run.end * width],
                         &factors[b * cout..][cols.clone()],
                         &self.bias[cols.clone()],
                         onto,
                         self.relu,
                     );
                     photo_maxima[b].fetch_max(max.to_bits(), Relaxed);
-                    r = end;
                 }
             },
         );

@@ -149,32 +149,36 @@ pub(super) fn forward(
         nonzero_terms(variant.bt, alpha),
         nonzero_terms(variant.at, alpha),
     );
-    // Tile (`ty`, `tx`) of image `b`: V = Bᵀ d B for its input patch d, all channels at once,
-    // into `tile`.
-    let transform_input = |tile: &mut [f32], b: usize, ty: usize, tx: usize| {
+    // The tiles of `v`, the `t`-th being tile (`ty`, `tx`) of image `b` for `(b, ty, tx) =
+    // tile(t)`: V = Bᵀ d B for each tile's input patch d, all channels at once (one scratch
+    // `d` and `rows` for them all).
+    let transform_input = |v: &mut [f32], tile: &dyn Fn(usize) -> (usize, usize, usize)| {
         let mut d = vec![0.0f32; points * c];
         let mut rows = vec![0.0f32; points * c];
-        for (p, pixel) in d.chunks_mut(c).enumerate() {
-            let iy = (m * ty + p / alpha) as isize - 1;
-            let ix = (m * tx + p % alpha) as isize - 1;
-            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                pixel.fill(0.0);
-            } else {
-                let src = ((b * h + iy as usize) * w + ix as usize) * c;
-                pixel.copy_from_slice(&x.data[src..src + c]);
+        for (t, out) in v.chunks_mut(points * c).enumerate() {
+            let (b, ty, tx) = tile(t);
+            for (p, pixel) in d.chunks_mut(c).enumerate() {
+                let iy = (m * ty + p / alpha) as isize - 1;
+                let ix = (m * tx + p % alpha) as isize - 1;
+                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                    pixel.fill(0.0);
+                } else {
+                    let src = ((b * h + iy as usize) * w + ix as usize) * c;
+                    pixel.copy_from_slice(&x.data[src..src + c]);
+                }
             }
-        }
-        // Bᵀ d (combining rows), then (Bᵀ d) B (combining columns).
-        for j in 0..alpha {
-            for i in 0..alpha {
-                let target = &mut rows[(i * alpha + j) * c..][..c];
-                combine(target, &bt[i], |r| &d[(r * alpha + j) * c..][..c]);
-            }
-        }
-        for i in 0..alpha {
+            // Bᵀ d (combining rows), then (Bᵀ d) B (combining columns).
             for j in 0..alpha {
-                let target = &mut tile[(i * alpha + j) * c..][..c];
-                combine(target, &bt[j], |r| &rows[(i * alpha + r) * c..][..c]);
+                for i in 0..alpha {
+                    let target = &mut rows[(i * alpha + j) * c..][..c];
+                    combine(target, &bt[i], |r| &d[(r * alpha + j) * c..][..c]);
+                }
+            }
+            for i in 0..alpha {
+                for j in 0..alpha {
+                    let target = &mut out[(i * alpha + j) * c..][..c];
+                    combine(target, &bt[j], |r| &rows[(i * alpha + r) * c..][..c]);
+                }
             }
         }
     };
@@ -210,9 +214,7 @@ pub(super) fn forward(
         for_each_item(blocks, |(b, ty, rows_out)| {
             let mut v = BLOCK_V.take();
             v.resize(tiles_x * points * c, 0.0);
-            for (tx, tile) in v.chunks_mut(points * c).enumerate() {
-                transform_input(tile, b, ty, tx);
-            }
+            transform_input(&mut v, &|tx| (b, ty, tx));
             let mut products = BLOCK_M.take();
             products.resize(tiles_x * points * k, 0.0);
             interleaved_products(&v, u, &mut products, [tiles_x, c, k], (points, true));
@@ -226,10 +228,8 @@ pub(super) fn forward(
         let tiles = x.n * tiles_y * tiles_x;
         let mut v = buffer(tiles * points * c);
         for_each_chunk(&mut v, points * c * TILES_PER_TASK, |chunk, first| {
-            for (i, tile) in chunk.chunks_mut(points * c).enumerate() {
-                let (b, ty, tx) = position(first * TILES_PER_TASK + i, tiles_y, tiles_x);
-                transform_input(tile, b, ty, tx);
-            }
+            let tile = |i| position(first * TILES_PER_TASK + i, tiles_y, tiles_x);
+            transform_input(chunk, &tile);
         });
         // The α² products M_ξ = V_ξ U_ξ, one per core at a time.
         let mut products = buffer(tiles * points * k);
