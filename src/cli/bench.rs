@@ -194,16 +194,21 @@ fn layers(weights: &Path, args: &BenchArgs) -> Result<ExitCode> {
     let batch = args.batches.first().copied().unwrap_or(1).max(1);
     let input: Vec<f32> = (0..batch).flat_map(|_| synthetic_input().chw).collect();
     let mut fastest: Vec<LayerTime> = Vec::new();
+    // Each pass's whole time and its convolutions' (what is left is pooling, layout, maxima).
+    let (mut passes, mut convolutions) = (Vec::new(), Vec::new());
     let progress = super::bar(runs as u64 + 1, "profiling (passes)");
     for pass in 0..=runs {
         let mut times = Vec::new();
         let origin = Instant::now();
         let clock = || origin.elapsed().as_secs_f64();
         model.forward_timed(&input, batch, INPUT_SIDE, &clock, &mut |t| times.push(t));
+        let whole = clock();
         progress.inc(1);
         if pass == 0 {
             continue; // warm-up
         }
+        passes.push(whole * 1e3);
+        convolutions.push(times.iter().map(|t| t.seconds).sum::<f64>() * 1e3);
         if fastest.is_empty() {
             fastest = times;
         } else {
@@ -224,10 +229,12 @@ fn layers(weights: &Path, args: &BenchArgs) -> Result<ExitCode> {
             out_channels: t.out_channels,
         })
         .collect();
+    let (pass_ms, convolutions_ms) = (median_ms(&mut passes), median_ms(&mut convolutions));
     if json {
         println!(
             "{}",
-            serde_json::json!({ "runs": runs, "batch": batch, "precision": precision.to_string(), "kernel": kernel, "layers": rows })
+            serde_json::json!({ "runs": runs, "batch": batch, "precision": precision.to_string(), "kernel": kernel,
+                "pass_ms": pass_ms, "convolutions_ms": convolutions_ms, "layers": rows })
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -253,6 +260,11 @@ fn layers(weights: &Path, args: &BenchArgs) -> Result<ExitCode> {
         );
     }
     println!("all convolutions: {total_ms:.1} ms (GFLOP/s counts the direct convolution's work)");
+    println!(
+        "whole pass (median): {pass_ms:.2} ms, of which convolutions {convolutions_ms:.2} ms, the rest {:.2} ms \
+         (stem layout, max-pool, maxima, global average)",
+        pass_ms - convolutions_ms
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -262,6 +274,11 @@ fn synthetic_input() -> Input {
         .map(|i| (i % 224) as f32 - 112.0)
         .collect();
     Input { chw }
+}
+
+fn median_ms(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn median(times: &mut [Duration]) -> Duration {

@@ -16,13 +16,15 @@ impl Activations {
     pub(super) fn from_planar(planar: &[f32], n: usize, c: usize, h: usize, w: usize) -> Self {
         assert_eq!(planar.len(), n * c * h * w, "input size");
         let mut data = buffer(planar.len());
-        // A task per row of pixels, on all cores.
+        // A task per row of pixels, on all cores; each channel's row strided into place (an
+        // index computed per value made this 0.2 ms, longer than the max-pool).
         for_each_chunk(&mut data, w * c, |row, index| {
             let (b, y) = (index / h, index % h);
             let src = &planar[b * c * h * w..][..c * h * w];
-            for (x, out) in row.chunks_mut(c).enumerate() {
-                for (ch, value) in out.iter_mut().enumerate() {
-                    *value = src[(ch * h + y) * w + x];
+            for ch in 0..c {
+                let plane_row = &src[(ch * h + y) * w..][..w];
+                for (value, &v) in row[ch..].iter_mut().step_by(c).zip(plane_row) {
+                    *value = v;
                 }
             }
         });
