@@ -136,12 +136,15 @@ impl PackedConv {
             let skip = residual.map(|s| &s.data[row * cout + c0..][..strip.len()]);
             finish_row(strip, &self.bias[c0..][..strip.len()], skip, self.relu);
         };
-        let shape = [x.n, x.h, x.w, x.c];
+        // The stem's blocks gather their rows from a padded copy of the photo.
+        let padded = self.gathers().then(|| self.window().pad(x));
         let gather = |rows: &mut [f32], first: usize| {
+            let padding = self.window().padding;
+            let padded_shape = ([x.h + 2 * padding, x.w + 2 * padding], x.c);
+            let padded = padded.as_deref().expect("a padded copy");
             for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
-                let copy = |to: &mut [f32], from: &[f32]| to.copy_from_slice(from);
                 self.window()
-                    .im2col_row(&x.data, shape, [h, w], first + r, (row, 0.0), copy);
+                    .padded_row(padded, padded_shape, (first + r, [h, w]), row);
             }
         };
         let cols: Cow<[f32]> = if self.is_direct() {
@@ -163,6 +166,9 @@ impl PackedConv {
         }
         if let Cow::Owned(cols) = cols {
             recycle(cols);
+        }
+        if let Some(padded) = padded {
+            recycle(padded);
         }
         Activations {
             n: x.n,
@@ -236,6 +242,36 @@ impl Window {
         });
     }
 
+    /// `x` inside a border of `self.padding` pixels of zeros (`[n, h + 2p, w + 2p, c]`), where
+    /// every window lies inside: see [`Self::padded_row`].
+    pub(super) fn pad(self, x: &Activations) -> Vec<f32> {
+        let p = self.padding;
+        let mut padded = buffer(x.n * (x.h + 2 * p) * (x.w + 2 * p) * x.c);
+        pad_rows(&mut padded, x, p, 0.0, |to, from, _| {
+            to.copy_from_slice(from)
+        });
+        padded
+    }
+
+    /// One im2col row, output pixel `pixel`'s (of `[h, w]` per image), from `padded`: the
+    /// input with its padding around it (`[n, padded_h, padded_w, c]`; [`Self::pad`]), so
+    /// each window row is one plain copy. (Checking each run against the borders instead took
+    /// half the time of the 7x7 stem, whose rows are 7 runs of 3 channels.)
+    pub(super) fn padded_row<T: Copy>(
+        self,
+        padded: &[T],
+        ([padded_h, padded_w], c): ([usize; 2], usize),
+        (pixel, [h, w]): (usize, [usize; 2]),
+        row: &mut [T],
+    ) {
+        let (b, oy, ox) = position(pixel, h, w);
+        let run = self.kernel * c;
+        for (ky, segment) in row.chunks_exact_mut(run).enumerate() {
+            let from = ((b * padded_h + oy * self.stride + ky) * padded_w + ox * self.stride) * c;
+            copy_run(segment, &padded[from..from + run]);
+        }
+    }
+
     /// One row of [`Self::im2col`], output pixel `pixel`'s, of any element type: `copy`
     /// converts each contiguous run of input values (the int8 convolutions quantize as they
     /// copy), `zero` (zero's representation: quantized, it may not be 0) fills the padding.
@@ -270,6 +306,50 @@ impl Window {
             copy(&mut segment[lo * c..hi * c], &x[src..src + (hi - lo) * c]);
             segment[hi * c..].fill(zero);
         }
+    }
+}
+
+/// The rows of `padded` (`x` with `p` pixels of border on every side), on all cores: the
+/// border `zero`, each row of `x` through `convert(to, from)` (which may quantize).
+pub(super) fn pad_rows<T: Copy + Send + Sync>(
+    padded: &mut [T],
+    x: &Activations,
+    p: usize,
+    zero: T,
+    convert: impl Fn(&mut [T], &[f32], usize) + Send + Sync,
+) {
+    let (padded_h, padded_w, c) = (x.h + 2 * p, x.w + 2 * p, x.c);
+    assert_eq!(padded.len(), x.n * padded_h * padded_w * c, "padded size");
+    // Tasks of one padded row each: none spans two photos.
+    for_each_chunk(padded, padded_w * c, |row, i| {
+        let (b, py) = (i / padded_h, i % padded_h);
+        let Some(y) = py.checked_sub(p).filter(|&y| y < x.h) else {
+            return row.fill(zero);
+        };
+        let (left, rest) = row.split_at_mut(p * c);
+        let (inside, right) = rest.split_at_mut(x.w * c);
+        left.fill(zero);
+        right.fill(zero);
+        let from = (b * x.h + y) * x.w * c;
+        convert(inside, &x.data[from..from + x.w * c], b);
+    });
+}
+
+/// `to.copy_from_slice(from)`, in fixed-size moves for the runs ResNet50's window rows are
+/// (the stem's 7 pixels x 3 channels, 3x3 layers' 3 pixels of 64 to 256 bytes), not a `memcpy`
+/// call for each.
+fn copy_run<T: Copy>(to: &mut [T], from: &[T]) {
+    fn fixed<const N: usize, T: Copy>(to: &mut [T], from: &[T]) {
+        let to: &mut [T; N] = to.try_into().expect("N values");
+        let from: &[T; N] = from.try_into().expect("N values");
+        *to = *from;
+    }
+    match to.len() {
+        21 => fixed::<21, T>(to, from),
+        192 => fixed::<192, T>(to, from),
+        384 => fixed::<384, T>(to, from),
+        768 => fixed::<768, T>(to, from),
+        _ => to.copy_from_slice(from),
     }
 }
 

@@ -16,10 +16,9 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-use super::activations::{Activations, buffer, position, recycle};
-use super::conv::Window;
+use super::activations::{Activations, buffer, recycle};
+use super::conv::{Window, pad_rows};
 use super::dot::{Int8Kernel, PackedInt8};
-use super::parallel::for_each_chunk;
 use super::product::int8_matmul;
 use super::simd::widest;
 use crate::model::quant::quantize_per_channel;
@@ -91,41 +90,12 @@ fn photo_runs(
 /// Photo `b` of `x` quantized with `quantizations[b]`, on all cores, inside a border of
 /// `padding` pixels of the quantized zero (`[n, h + 2·padding, w + 2·padding, c]`).
 fn quantize_padded(x: &Activations, quantizations: &[Quantization], padding: usize) -> Vec<u8> {
-    let (padded_h, padded_w, c) = (x.h + 2 * padding, x.w + 2 * padding, x.c);
     let zero = quantizations.first().map_or(0, |q| q.zero_point);
-    let mut q = buffer(x.n * padded_h * padded_w * c);
-    // Tasks of one padded row each: none spans two photos.
-    for_each_chunk(&mut q, padded_w * c, |row, i| {
-        let (b, py) = (i / padded_h, i % padded_h);
-        let Some(y) = py.checked_sub(padding).filter(|&y| y < x.h) else {
-            return row.fill(zero);
-        };
-        let (left, rest) = row.split_at_mut(padding * c);
-        let (inside, right) = rest.split_at_mut(x.w * c);
-        left.fill(zero);
-        right.fill(zero);
-        let from = (b * x.h + y) * x.w * c;
-        quantizations[b].quantize_into(inside, &x.data[from..from + x.w * c]);
+    let mut q = buffer(x.n * (x.h + 2 * padding) * (x.w + 2 * padding) * x.c);
+    pad_rows(&mut q, x, padding, zero, |to, from, b| {
+        quantizations[b].quantize_into(to, from)
     });
     q
-}
-
-/// `to.copy_from_slice(from)`, in fixed-size moves for the runs a window row of ResNet50's
-/// int8 convolutions copies (the stem's 7 pixels x 3 channels, the 3x3 layers' 3 pixels), not
-/// a `memcpy` call for each.
-fn copy_run(to: &mut [u8], from: &[u8]) {
-    fn fixed<const N: usize>(to: &mut [u8], from: &[u8]) {
-        let to: &mut [u8; N] = to.try_into().expect("N bytes");
-        let from: &[u8; N] = from.try_into().expect("N bytes");
-        *to = *from;
-    }
-    match to.len() {
-        21 => fixed::<21>(to, from),
-        192 => fixed::<192>(to, from),
-        384 => fixed::<384>(to, from),
-        768 => fixed::<768>(to, from),
-        _ => to.copy_from_slice(from),
-    }
 }
 
 widest! {
@@ -295,20 +265,11 @@ impl Int8Conv {
             let count = rows.len() / depth;
             match &quantized {
                 Some(xq) => {
-                    // Every window lies inside the padded copy: one run per window row.
-                    let Window {
-                        stride, padding, ..
-                    } = self.window;
-                    let (padded_h, padded_w) = (x.h + 2 * padding, x.w + 2 * padding);
-                    let run = self.kernel * x.c;
+                    let padded = [x.h + 2 * self.window.padding, x.w + 2 * self.window.padding];
                     for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
-                        let (b, oy, ox) = position(first + r, h, w);
                         let (window, depth_padding) = row.split_at_mut(window_depth);
-                        for (ky, segment) in window.chunks_exact_mut(run).enumerate() {
-                            let y = (b * padded_h + oy * stride + ky) * padded_w;
-                            let from = (y + ox * stride) * x.c;
-                            copy_run(segment, &xq[from..from + run]);
-                        }
+                        let at = (first + r, [h, w]);
+                        self.window.padded_row(xq, (padded, x.c), at, window);
                         // Times the zero rows of weights that pad the depth.
                         depth_padding.fill(0);
                     }
