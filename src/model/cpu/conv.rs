@@ -74,7 +74,10 @@ impl PackedConv {
             // Products of few rows and much weight (the last stage's, 49 rows per photo and up
             // to 4608 x 512 weights, and stage 4's projection) on weights packed once (`panel`),
             // where the CPU runs that kernel.
-            if cin.min(cout) >= 512 && cout.is_multiple_of(16) && panel::available() {
+            // The stem too, straight from its padded photo (`panel::convolve`).
+            let stem = cin == 3 && k > 1;
+            let few_rows = cin.min(cout) >= 512;
+            if (few_rows || stem) && cout.is_multiple_of(16) && panel::available() {
                 Algorithm::Packed(panel::PackedF32::pack(k * k * cin, cout, &weight))
             } else {
                 Algorithm::Im2col(weight)
@@ -99,6 +102,7 @@ impl PackedConv {
             Algorithm::Im2col(_) if self.is_direct() => "product",
             Algorithm::Im2col(_) => "im2col",
             Algorithm::Packed(_) if self.is_direct() => "product (packed)",
+            Algorithm::Packed(_) if self.gathers() => "direct (packed)",
             Algorithm::Packed(_) => "im2col (packed)",
         }
     }
@@ -155,6 +159,20 @@ impl PackedConv {
             Cow::Owned(self.im2col(x, h, w))
         };
         match &self.weights {
+            Algorithm::Packed(weights) if self.gathers() => {
+                let padded = padded.as_deref().expect("a padded copy");
+                let padded_shape = ([x.h + 2 * self.padding, x.w + 2 * self.padding], x.c);
+                let window = (self.kernel, self.stride);
+                panel::convolve(
+                    padded,
+                    padded_shape,
+                    window,
+                    [x.n, h, w],
+                    weights,
+                    &mut out,
+                    finish,
+                )
+            }
             Algorithm::Im2col(weight) if self.gathers() => {
                 matmul_gathered(&gather, weight, &mut out, [rows, depth, cout], finish)
             }
