@@ -33,9 +33,9 @@ pub use dot::Int8Kernel;
 pub use parallel::on_one_thread;
 pub use parallel::threads;
 
-use activations::{Activations, buffer, position};
+use activations::{Activations, buffer};
 use conv::PackedConv;
-use parallel::{ROWS_PER_TASK, for_each_chunk, map_items};
+use parallel::{for_each_chunk, map_items};
 use quantized::{Int8Conv, abs_max, max_of};
 
 use super::resnet::{Block, FEATURES, assemble, conv_specs};
@@ -432,19 +432,12 @@ pub struct LayerTime {
 fn max_pool_3x3_stride_2(x: &Activations) -> Activations {
     let (h, w, c) = ((x.h - 1) / 2 + 1, (x.w - 1) / 2 + 1, x.c);
     let mut out = buffer(x.n * h * w * c);
-    for_each_chunk(&mut out, c * ROWS_PER_TASK, |chunk, first| {
-        for (r, pixel_out) in chunk.chunks_mut(c).enumerate() {
-            let pixel = first * ROWS_PER_TASK + r;
-            let (b, oy, ox) = position(pixel, h, w);
-            pixel_out.fill(f32::NEG_INFINITY);
-            for iy in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(x.h) {
-                for ix in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(x.w) {
-                    let src = &x.data[((b * x.h + iy) * x.w + ix) * c..][..c];
-                    for (o, &v) in pixel_out.iter_mut().zip(src) {
-                        *o = if v > *o { v } else { *o };
-                    }
-                }
-            }
+    // A task per output row (tasks of 16 pixels measured 20-40 % slower).
+    for_each_chunk(&mut out, c * w, |row, index| {
+        if c.is_multiple_of(POOL_LANES) {
+            max_pool_row(row, index, x);
+        } else {
+            max_pool_row_by_channel(row, index, x);
         }
     });
     Activations {
@@ -453,6 +446,56 @@ fn max_pool_3x3_stride_2(x: &Activations) -> Activations {
         w,
         c,
         data: out,
+    }
+}
+
+/// Channels [`max_pool_row`] takes at a time.
+const POOL_LANES: usize = 16;
+
+simd::widest! {
+    /// Output row `index` of [`max_pool_3x3_stride_2`], 16 channels at a time (their number a
+    /// multiple of 16, as ResNet50's 64): their maxima stay in registers over the window
+    /// instead of being read and written back for each of its pixels (20 % faster).
+    fn max_pool_row(row: &mut [f32], index: usize, x: &Activations) -> () {
+        let (c, h) = (x.c, (x.h - 1) / 2 + 1);
+        let (b, oy) = (index / h, index % h);
+        let rows = (2 * oy).saturating_sub(1)..(2 * oy + 2).min(x.h);
+        for (ox, pixel_out) in row.chunks_exact_mut(c).enumerate() {
+            let columns = (2 * ox).saturating_sub(1)..(2 * ox + 2).min(x.w);
+            let mut lane0 = 0;
+            for lanes_out in pixel_out.chunks_exact_mut(POOL_LANES) {
+                let mut max = [f32::NEG_INFINITY; POOL_LANES];
+                for iy in rows.clone() {
+                    for ix in columns.clone() {
+                        let pixel = ((b * x.h + iy) * x.w + ix) * c + lane0;
+                        let src: &[f32; POOL_LANES] =
+                            x.data[pixel..][..POOL_LANES].try_into().expect("16 channels");
+                        for k in 0..POOL_LANES {
+                            max[k] = if src[k] > max[k] { src[k] } else { max[k] };
+                        }
+                    }
+                }
+                lanes_out.copy_from_slice(&max);
+                lane0 += POOL_LANES;
+            }
+        }
+    }
+}
+
+/// [`max_pool_row`] for any number of channels.
+fn max_pool_row_by_channel(row: &mut [f32], index: usize, x: &Activations) {
+    let (c, h) = (x.c, (x.h - 1) / 2 + 1);
+    let (b, oy) = (index / h, index % h);
+    for (ox, pixel_out) in row.chunks_exact_mut(c).enumerate() {
+        pixel_out.fill(f32::NEG_INFINITY);
+        for iy in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(x.h) {
+            for ix in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(x.w) {
+                let src = &x.data[((b * x.h + iy) * x.w + ix) * c..][..c];
+                for (o, &v) in pixel_out.iter_mut().zip(src) {
+                    *o = if v > *o { v } else { *o };
+                }
+            }
+        }
     }
 }
 
