@@ -16,14 +16,23 @@ impl Activations {
     pub(super) fn from_planar(planar: &[f32], n: usize, c: usize, h: usize, w: usize) -> Self {
         assert_eq!(planar.len(), n * c * h * w, "input size");
         let mut data = buffer(planar.len());
-        // A task per row of pixels, on all cores; each channel's row strided into place (an
+        // A task per row of pixels, on all cores. Three channels (a photo's) interleaved
+        // pixel by pixel, which vectorizes; others each channel's row strided into place (an
         // index computed per value made this 0.2 ms, longer than the max-pool).
         for_each_chunk(&mut data, w * c, |row, index| {
             let (b, y) = (index / h, index % h);
             let src = &planar[b * c * h * w..][..c * h * w];
+            let plane_row = |ch: usize| &src[(ch * h + y) * w..][..w];
+            if c == 3 {
+                let (r, g, bl) = (plane_row(0), plane_row(1), plane_row(2));
+                for (pixel, ((&r, &g), &bl)) in row.chunks_exact_mut(3).zip(r.iter().zip(g).zip(bl))
+                {
+                    pixel.copy_from_slice(&[r, g, bl]);
+                }
+                return;
+            }
             for ch in 0..c {
-                let plane_row = &src[(ch * h + y) * w..][..w];
-                for (value, &v) in row[ch..].iter_mut().step_by(c).zip(plane_row) {
+                for (value, &v) in row[ch..].iter_mut().step_by(c).zip(plane_row(ch)) {
                     *value = v;
                 }
             }
