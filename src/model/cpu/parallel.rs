@@ -166,12 +166,21 @@ mod team {
         busy: Mutex<()>,
         generation: AtomicUsize,
         job: Mutex<Option<Job>>,
-        next: AtomicUsize,
+        /// Each thread's share of the job's items: the next one and the end (see
+        /// [`take_items`]).
+        shares: Vec<Share>,
         /// Workers still in the current job.
         active: AtomicUsize,
         panicked: AtomicBool,
         sleeping: Mutex<usize>,
         wake: Condvar,
+    }
+
+    /// A thread's share of a job's items, on its own cache lines.
+    #[repr(align(128))]
+    struct Share {
+        next: AtomicUsize,
+        end: AtomicUsize,
     }
 
     thread_local! {
@@ -193,7 +202,12 @@ mod team {
                 busy: Mutex::new(()),
                 generation: AtomicUsize::new(0),
                 job: Mutex::new(None),
-                next: AtomicUsize::new(0),
+                shares: (0..threads)
+                    .map(|_| Share {
+                        next: AtomicUsize::new(0),
+                        end: AtomicUsize::new(0),
+                    })
+                    .collect(),
                 active: AtomicUsize::new(0),
                 panicked: AtomicBool::new(false),
                 sleeping: Mutex::new(0),
@@ -202,7 +216,7 @@ mod team {
             for i in 1..threads {
                 std::thread::Builder::new()
                     .name(format!("lucy-cpu-{i}"))
-                    .spawn(move || worker(team))
+                    .spawn(move || worker(team, i))
                     .expect("a CPU backbone thread");
             }
             team
@@ -243,7 +257,14 @@ mod team {
         // `f` outlives every use.
         let job: &'static (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(f) };
         *team.job.lock().expect("job") = Some((job, count));
-        team.next.store(0, Ordering::Relaxed);
+        for (t, share) in team.shares.iter().enumerate() {
+            share
+                .next
+                .store(count * t / team.threads, Ordering::Relaxed);
+            share
+                .end
+                .store(count * (t + 1) / team.threads, Ordering::Relaxed);
+        }
         team.active.store(team.threads - 1, Ordering::Relaxed);
         team.panicked.store(false, Ordering::Relaxed);
         {
@@ -254,7 +275,7 @@ mod team {
             }
         }
         ALONE.set(true);
-        let mine = catch_unwind(AssertUnwindSafe(|| take_items(team, job, count)));
+        let mine = catch_unwind(AssertUnwindSafe(|| take_items(team, 0, job)));
         ALONE.set(false);
         // A worker the system has descheduled could keep this waiting: spin, yielding now and
         // then.
@@ -276,17 +297,29 @@ mod team {
         );
     }
 
-    fn take_items(team: &Team, f: &(dyn Fn(usize) + Sync), count: usize) {
-        loop {
-            let i = team.next.fetch_add(1, Ordering::Relaxed);
-            if i >= count {
-                return;
+    /// Items of thread `me`'s share, in order, then of the others' (those a slower thread
+    /// has not reached). Each thread's share is the same part of every job (items `me/threads`
+    /// of the way on): a layer's rows then mostly go to the thread that made them in the
+    /// layer before, in its own caches. Taken from a shared counter instead, each layer read
+    /// half its input from the other core: when the host ran the two vCPUs far apart (slow
+    /// spells, BENCHMARKS.md), layers that move much memory ran slower on two threads than on
+    /// one.
+    fn take_items(team: &Team, me: usize, f: &(dyn Fn(usize) + Sync)) {
+        let threads = team.shares.len();
+        for t in (0..threads).map(|k| (me + k) % threads) {
+            let share = &team.shares[t];
+            let end = share.end.load(Ordering::Relaxed);
+            loop {
+                let i = share.next.fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    break;
+                }
+                f(i);
             }
-            f(i);
         }
     }
 
-    fn worker(team: &'static Team) {
+    fn worker(team: &'static Team, me: usize) {
         ALONE.set(true);
         let mut seen = 0;
         loop {
@@ -305,12 +338,12 @@ mod team {
                 }
             }
             seen = team.generation.load(Ordering::Acquire);
-            let (job, count) = team
+            let (job, _) = team
                 .job
                 .lock()
                 .expect("job")
                 .expect("a job with each generation");
-            if catch_unwind(AssertUnwindSafe(|| take_items(team, job, count))).is_err() {
+            if catch_unwind(AssertUnwindSafe(|| take_items(team, me, job))).is_err() {
                 team.panicked.store(true, Ordering::Relaxed);
             }
             team.active.fetch_sub(1, Ordering::Release);
