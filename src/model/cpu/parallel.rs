@@ -140,8 +140,8 @@ mod pool {
     }
 }
 
-/// The native build's threads: the caller and `threads - 1` workers, which take a job's items
-/// one at a time from a shared counter. Between jobs the workers spin for up to [`SPIN`]
+/// The native build's threads: the caller and `threads - 1` workers, each taking a job's items
+/// one at a time from its own share of them, then from the others' ([`take_items`]). Between jobs the workers spin for up to [`SPIN`]
 /// before they sleep: a forward pass is ~60 steps of 20–200 µs, and a worker that slept
 /// between them (rayon's did) cost a wake-up per step — on this 2-core VM ~15 % of a pass
 /// (ONNX Runtime's spinning pool is likewise ~15 % faster than with spinning off). One job at a
@@ -298,12 +298,11 @@ mod team {
     }
 
     /// Items of thread `me`'s share, in order, then of the others' (those a slower thread
-    /// has not reached). Each thread's share is the same part of every job (items `me/threads`
+    /// has not reached). Each thread's share is the same part of every job (from `me/threads`
     /// of the way on): a layer's rows then mostly go to the thread that made them in the
-    /// layer before, in its own caches. Taken from a shared counter instead, each layer read
-    /// half its input from the other core: when the host ran the two vCPUs far apart (slow
-    /// spells, BENCHMARKS.md), layers that move much memory ran slower on two threads than on
-    /// one.
+    /// layer before, still in its caches. Taken from one shared counter instead, about half of
+    /// each layer's input came from the other core's (f32 passes 3 % slower, int8 batches 5 %;
+    /// in slow spells, layers that move much memory ran slower on two threads than on one).
     fn take_items(team: &Team, me: usize, f: &(dyn Fn(usize) + Sync)) {
         let threads = team.shares.len();
         for t in (0..threads).map(|k| (me + k) % threads) {
