@@ -184,6 +184,9 @@ fn take_turn(model: &RefCell<Model>) -> Option<Reply> {
 }
 
 /// The backbone's features of one photo, and the crop it saw.
+// The model stays borrowed while the backend's answer is awaited: no other request can
+// borrow it meanwhile, since requests are answered one at a time (the module's doc).
+#[allow(clippy::await_holding_refcell_ref)]
 async fn features(model: &RefCell<Model>, input: &Input) -> (Reply, Vec<Uint8Array>) {
     if let Some(refused) = take_turn(model) {
         return (refused, Vec::new());
@@ -203,6 +206,9 @@ async fn features(model: &RefCell<Model>, input: &Input) -> (Reply, Vec<Uint8Arr
     }
 }
 
+// The model stays borrowed while the backend's answer is awaited: no other request can
+// borrow it meanwhile, since requests are answered one at a time (the module's doc).
+#[allow(clippy::await_holding_refcell_ref)]
 async fn classify(model: &RefCell<Model>, input: &Input, top: usize) -> (Reply, Vec<Uint8Array>) {
     if let Some(refused) = take_turn(model) {
         return (refused, Vec::new());
@@ -219,6 +225,9 @@ async fn classify(model: &RefCell<Model>, input: &Input, top: usize) -> (Reply, 
 }
 
 /// Requests whose replies carry no payload: building the model, heads, timings.
+// The model stays borrowed while the backend's answer is awaited: no other request can
+// borrow it meanwhile, since requests are answered one at a time (the module's doc).
+#[allow(clippy::await_holding_refcell_ref)]
 async fn reply_without_payload(
     model: &RefCell<Model>,
     request: Request,
@@ -263,7 +272,6 @@ async fn reply_without_payload(
     if let Some(refused) = take_turn(model) {
         return refused;
     }
-    // Borrowed across awaits: safe, since requests are answered one at a time.
     let state = model.borrow();
     let classifier = state.classifier.as_ref().expect("checked above");
     match request {

@@ -51,6 +51,7 @@ impl PackedF32 {
 
 /// Where a row's depth lies: `count` runs of `len` values, `stride` apart.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // Read by the AVX-512 kernel.
 struct Runs {
     count: usize,
     len: usize,
@@ -59,6 +60,7 @@ struct Runs {
 
 impl Runs {
     /// One contiguous run (a matrix's row).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     fn plain(depth: usize) -> Self {
         Self {
             count: 1,
