@@ -102,6 +102,28 @@ impl Int8Kernel {
     }
 }
 
+/// Where a row's depth lies: `count` runs of `len` values, `stride` apart — one run of the
+/// depth for a matrix's row; a window's rows in a padded image for a convolution computed
+/// where its input lies (`panel::convolve`, `product::int8_convolve`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Runs {
+    pub(super) count: usize,
+    pub(super) len: usize,
+    pub(super) stride: usize,
+}
+
+impl Runs {
+    /// One contiguous run (a matrix's row).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // For the x86 kernels.
+    pub(super) fn plain(depth: usize) -> Self {
+        Self {
+            count: 1,
+            len: depth,
+            stride: 0,
+        }
+    }
+}
+
 /// Weights `[depth, cols]` packed for the kernels: panels of 16 columns; within a panel, for
 /// each group of 4 depth rows, 16 columns x 4 bytes — the 64 bytes one `vpdpbusd` multiplies
 /// with 4 bytes of an activation row.
@@ -172,7 +194,10 @@ pub(super) fn product(
         #[cfg(target_arch = "x86_64")]
         Int8Kernel::Vnni512 => {
             // SAFETY: the CPU has AVX-512 VNNI (asserted); bounds asserted above.
-            unsafe { x86::vnni(a.as_ptr(), lda, rows, b, first_panel, panels, out) }
+            unsafe {
+                let runs = Runs::plain(depth);
+                x86::vnni(a.as_ptr(), (lda, runs), rows, b, first_panel, panels, out)
+            }
         }
         #[cfg(target_arch = "x86_64")]
         Int8Kernel::Avx2 => {
@@ -190,6 +215,27 @@ pub(super) fn product(
             unsafe { wasm::simd128(a.as_ptr(), lda, rows, b, first_panel, panels, out) }
         }
         _ => portable(a, lda, rows, b, first_panel, panels, out),
+    }
+}
+
+/// [`product`] on rows whose depth is `runs` (a window's rows in a padded image: see
+/// `product::int8_convolve`), on the VNNI kernel only. The runs' lengths are multiples of 4.
+pub(super) fn product_runs(
+    (a, lda, runs): (&[u8], usize, Runs),
+    rows: usize,
+    b: &PackedInt8,
+    (first_panel, panels): (usize, usize),
+    out: &mut [i32],
+) {
+    assert!(Int8Kernel::Vnni512.available(), "runs need AVX-512 VNNI");
+    assert!(runs.count * runs.len == b.depth && runs.len.is_multiple_of(4));
+    let last = (runs.count - 1) * runs.stride + runs.len;
+    assert!(rows == 0 || a.len() >= (rows - 1) * lda + last);
+    assert!(first_panel + panels <= b.panels() && out.len() == rows * panels * PANEL);
+    // SAFETY: the CPU has AVX-512 VNNI (asserted); bounds asserted above.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        x86::vnni(a.as_ptr(), (lda, runs), rows, b, first_panel, panels, out)
     }
 }
 
@@ -252,23 +298,24 @@ pub(super) fn row_groups(rows: usize, size: usize) -> impl Iterator<Item = (usiz
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{PANEL, PackedInt8, row_groups};
+    use super::{PANEL, PackedInt8, Runs, row_groups};
 
     /// Tiles of 6 rows x 4 panels (24 accumulators of the 32 registers).
     ///
     /// # Safety
-    /// AVX-512 VNNI; `a` holds `rows` rows of `b.depth` bytes at stride `lda`, `b` has the
-    /// panels `first_panel..first_panel + panels`, `out` holds `rows x 16·panels`.
+    /// AVX-512 VNNI; `a` holds `rows` rows at stride `lda`, each `runs` (making `b.depth`
+    /// bytes, each run a multiple of 4), `b` has the panels `first_panel..first_panel +
+    /// panels`, `out` holds `rows x 16·panels`.
     pub(super) unsafe fn vnni(
         a: *const u8,
-        lda: usize,
+        (lda, runs): (usize, Runs),
         rows: usize,
         b: &PackedInt8,
         first_panel: usize,
         panels: usize,
         out: &mut [i32],
     ) {
-        let (groups, ldo, stride) = (b.depth / 4, panels * PANEL, b.depth * PANEL);
+        let (ldo, stride) = (panels * PANEL, b.depth * PANEL);
         let mut p = 0;
         while p < panels {
             let nv = if panels - p >= 4 { 4 } else { 1 };
@@ -278,9 +325,9 @@ mod x86 {
                 unsafe {
                     let (x, o) = (a.add(r * lda), out.as_mut_ptr().add(r * ldo + p * PANEL));
                     if nv == 4 {
-                        by_rows!(mr, vnni_tile, nv = 4, (x, lda, w, stride, groups, o, ldo), [1 2 3 4 5 6]);
+                        by_rows!(mr, vnni_tile, nv = 4, (x, lda, w, stride, runs, o, ldo), [1 2 3 4 5 6]);
                     } else {
-                        by_rows!(mr, vnni_tile, nv = 1, (x, lda, w, stride, groups, o, ldo), [1 2 3 4 5 6]);
+                        by_rows!(mr, vnni_tile, nv = 1, (x, lda, w, stride, runs, o, ldo), [1 2 3 4 5 6]);
                     }
                 }
             }
@@ -294,23 +341,27 @@ mod x86 {
         lda: usize,
         w: *const i8,
         panel_stride: usize,
-        groups: usize,
+        Runs { count, len, stride }: Runs,
         out: *mut i32,
         ldo: usize,
     ) {
         let mut acc = [[_mm512_setzero_si512(); NV]; MR];
         let mut wv = [_mm512_setzero_si512(); NV];
-        for g in 0..groups {
-            for (v, wv) in wv.iter_mut().enumerate() {
-                // SAFETY: panel v's group g (caller's promise).
-                *wv = unsafe { _mm512_loadu_si512(w.add(v * panel_stride + g * 64).cast()) };
-            }
-            for (r, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: 4 bytes of row r (caller's promise).
-                let x = unsafe { a.add(r * lda + 4 * g).cast::<i32>().read_unaligned() };
-                let x = _mm512_set1_epi32(x);
-                for (acc, &wv) in acc.iter_mut().zip(&wv) {
-                    *acc = _mm512_dpbusd_epi32(*acc, x, wv);
+        for run in 0..count {
+            // The run's bytes of each row, and its groups of weights (the runs', in order).
+            let (a, w) = unsafe { (a.add(run * stride), w.add(run * len * PANEL)) };
+            for g in 0..len / 4 {
+                for (v, wv) in wv.iter_mut().enumerate() {
+                    // SAFETY: panel v's group g of the run (caller's promise).
+                    *wv = unsafe { _mm512_loadu_si512(w.add(v * panel_stride + g * 64).cast()) };
+                }
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: 4 bytes of row r's run (caller's promise).
+                    let x = unsafe { a.add(r * lda + 4 * g).cast::<i32>().read_unaligned() };
+                    let x = _mm512_set1_epi32(x);
+                    for (acc, &wv) in acc.iter_mut().zip(&wv) {
+                        *acc = _mm512_dpbusd_epi32(*acc, x, wv);
+                    }
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! here in the int8 kernels' panels of 16 columns, multiplied 6 rows x 4 panels at a time with
 //! AVX-512 FMAs, where the CPU has them ([`available`]; elsewhere `gemm` serves instead).
 
+use super::dot::Runs;
 use super::parallel::{for_each_chunk, map_items, threads};
 use super::product::SendPtr;
 
@@ -46,27 +47,6 @@ impl PackedF32 {
             }
         }
         Self { depth, cols, data }
-    }
-}
-
-/// Where a row's depth lies: `count` runs of `len` values, `stride` apart.
-#[derive(Debug, Clone, Copy)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // Read by the AVX-512 kernel.
-struct Runs {
-    count: usize,
-    len: usize,
-    stride: usize,
-}
-
-impl Runs {
-    /// One contiguous run (a matrix's row).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    fn plain(depth: usize) -> Self {
-        Self {
-            count: 1,
-            len: depth,
-            stride: 0,
-        }
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use super::activations::{Activations, buffer, recycle};
 use super::conv::{Window, pad_rows};
 use super::dot::{Int8Kernel, PackedInt8};
-use super::product::int8_matmul;
+use super::product::{int8_convolve, int8_matmul};
 use super::simd::widest;
 use crate::model::quant::quantize_per_channel;
 use crate::model::resnet::ConvSpec;
@@ -312,13 +312,8 @@ impl Int8Conv {
             Some(mut residual) => std::mem::take(&mut residual.data),
             None => buffer(x.n * h * w * cout),
         };
-        int8_matmul(
-            kernel,
-            &self.weights,
-            (&mut out, onto),
-            [x.n * h * w, cout],
-            fill,
-            |(tile, stride), sums, first, cols: Range<usize>| {
+        let finish =
+            |(tile, stride): (&mut [f32], usize), sums: &mut [i32], first, cols: Range<usize>| {
                 if let Some(zero_sums) = &zero_sums {
                     for row in sums.chunks_exact_mut(cols.len()) {
                         row.iter_mut()
@@ -340,8 +335,33 @@ impl Int8Conv {
                     );
                     photo_maxima[b].fetch_max(max.to_bits(), Relaxed);
                 }
-            },
-        );
+            };
+        match &quantized {
+            // Windows read where they lie in the padded copy (stride 1, VNNI), on layers wide
+            // enough for a row of pixels to fill the kernel's rows (stages 2 and 3: their
+            // 28-56 pixels; stage 4's 14 left a third of the kernel's calls with 2 rows).
+            Some(xq) if self.window.stride == 1 && w >= 28 && kernel == Int8Kernel::Vnni512 => {
+                let padding = self.window.padding;
+                let padded = [x.h + 2 * padding, x.w + 2 * padding];
+                let shape = [x.n, h, w];
+                int8_convolve(
+                    &self.weights,
+                    (xq, padded, x.c),
+                    self.kernel,
+                    shape,
+                    &mut out,
+                    finish,
+                )
+            }
+            _ => int8_matmul(
+                kernel,
+                &self.weights,
+                (&mut out, onto),
+                [x.n * h * w, cout],
+                fill,
+                finish,
+            ),
+        }
         if let Some(xq) = quantized {
             recycle(xq);
         }
@@ -422,7 +442,8 @@ mod tests {
     /// Each int8 convolution shape ResNet50 has, against the f32 convolution on the same
     /// (dequantized) weights and input: the only differences are the rounding of weights and
     /// input, so they are small against the output's range; and every kernel this CPU has
-    /// gives the same bits. The stem's shape with a signed input (its depth, 147, padded).
+    /// gives the same bits (VNNI reading the 28-wide 3x3 layer's windows where they lie, the
+    /// others gathering them). The stem's shape with a signed input (its depth, 147, padded).
     #[test]
     fn int8_convolutions_match_f32_and_each_other() {
         // (in, out, kernel, stride, padding, side, projection, residual)
@@ -430,6 +451,8 @@ mod tests {
             (64, 64, 1, 1, 0, 9, false, false),
             (64, 128, 1, 2, 0, 9, true, false),
             (64, 64, 3, 1, 1, 7, false, false),
+            // Wide enough to be read where it lies (`int8_convolve`) on VNNI.
+            (64, 64, 3, 1, 1, 28, false, false),
             (32, 64, 3, 1, 1, 6, false, true),
             (128, 256, 1, 1, 0, 5, false, true),
             (64, 64, 1, 1, 0, 9, false, true),
