@@ -239,7 +239,8 @@ fn import_is_cached_and_help_explains() {
 }
 
 /// The profile lists every convolution once, each with its input shape, output channels, an
-/// algorithm name and a time (which algorithm runs where is the backbone's own choice).
+/// algorithm name and its fastest and median times (which algorithm runs where is the
+/// backbone's own choice), and the whole pass's time with its convolutions'.
 #[test]
 fn bench_layers_profiles_every_convolution() {
     let out = lucy(
@@ -268,7 +269,22 @@ fn bench_layers_profiles_every_convolution() {
         assert!(!layer["algorithm"].as_str().unwrap().is_empty());
         let ms = layer["ms"].as_f64().unwrap();
         assert!(ms.is_finite() && ms >= 0.0, "{}: {ms} ms", spec.name);
+        let median = layer["median_ms"].as_f64().unwrap();
+        assert!(
+            median >= ms,
+            "{}: median {median} under the fastest {ms}",
+            spec.name
+        );
     }
+    // The whole pass holds its convolutions.
+    let (pass, convolutions) = (
+        report["pass_ms"].as_f64().unwrap(),
+        report["convolutions_ms"].as_f64().unwrap(),
+    );
+    assert!(
+        convolutions > 0.0 && pass >= convolutions,
+        "{pass} ms pass, {convolutions} ms convolutions"
+    );
     // The stem sees the photo; the last stage's 3x3 convolutions see 7x7.
     let input = |name: &str| layers.iter().find(|l| l["name"] == name).unwrap()["input"].clone();
     assert_eq!(input("conv1"), serde_json::json!([224, 224, 3]));

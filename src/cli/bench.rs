@@ -31,8 +31,8 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Instead, profile the CPU backbone: time every convolution (at the first of --batches,
-    /// the fastest of --runs passes after a warm-up) with its algorithm and speed, in
-    /// --precision.
+    /// its fastest and median of --runs passes after a warm-up) with its algorithm and speed,
+    /// in --precision, and the whole pass (median) with what lies outside the convolutions.
     #[arg(long)]
     layers: bool,
     /// The precision --layers profiles (int8 weights computed in int8, or the f32 reference).
@@ -176,8 +176,10 @@ struct LayerRow {
     algorithm: &'static str,
     input: [usize; 3],
     out_channels: usize,
+    /// The fastest pass's.
     ms: f64,
-    /// Of the direct convolution: Winograd layers do fewer.
+    median_ms: f64,
+    /// Of the direct convolution, in the fastest pass: Winograd layers do fewer.
     gflop_per_s: f64,
 }
 
@@ -193,7 +195,8 @@ fn layers(weights: &Path, args: &BenchArgs) -> Result<ExitCode> {
     };
     let batch = args.batches.first().copied().unwrap_or(1).max(1);
     let input: Vec<f32> = (0..batch).flat_map(|_| synthetic_input().chw).collect();
-    let mut fastest: Vec<LayerTime> = Vec::new();
+    // Each layer's times over the passes (their minimum and median are reported).
+    let mut per_layer: Vec<(LayerTime, Vec<f64>)> = Vec::new();
     // Each pass's whole time and its convolutions' (what is left is pooling, layout, maxima).
     let (mut passes, mut convolutions) = (Vec::new(), Vec::new());
     let progress = super::bar(runs as u64 + 1, "profiling (passes)");
@@ -209,24 +212,27 @@ fn layers(weights: &Path, args: &BenchArgs) -> Result<ExitCode> {
         }
         passes.push(whole * 1e3);
         convolutions.push(times.iter().map(|t| t.seconds).sum::<f64>() * 1e3);
-        if fastest.is_empty() {
-            fastest = times;
-        } else {
-            for (best, t) in fastest.iter_mut().zip(times) {
-                best.seconds = best.seconds.min(t.seconds);
-            }
+        if per_layer.is_empty() {
+            per_layer = times.iter().map(|t| (t.clone(), Vec::new())).collect();
+        }
+        for ((_, seconds), t) in per_layer.iter_mut().zip(&times) {
+            seconds.push(t.seconds);
         }
     }
     progress.finish_and_clear();
-    let rows: Vec<LayerRow> = fastest
+    let rows: Vec<LayerRow> = per_layer
         .into_iter()
-        .map(|t| LayerRow {
-            gflop_per_s: 2.0 * t.multiply_adds as f64 / t.seconds / 1e9,
-            ms: t.seconds * 1e3,
-            name: t.name,
-            algorithm: t.algorithm,
-            input: t.input,
-            out_channels: t.out_channels,
+        .map(|(t, mut seconds)| {
+            let fastest = seconds.iter().copied().fold(f64::INFINITY, f64::min);
+            LayerRow {
+                gflop_per_s: 2.0 * t.multiply_adds as f64 / fastest / 1e9,
+                ms: fastest * 1e3,
+                median_ms: median_ms(&mut seconds) * 1e3,
+                name: t.name,
+                algorithm: t.algorithm,
+                input: t.input,
+                out_channels: t.out_channels,
+            }
         })
         .collect();
     let (pass_ms, convolutions_ms) = (median_ms(&mut passes), median_ms(&mut convolutions));
@@ -240,26 +246,29 @@ fn layers(weights: &Path, args: &BenchArgs) -> Result<ExitCode> {
     }
     let total_ms: f64 = rows.iter().map(|r| r.ms).sum();
     println!(
-        "lucy bench --layers: CPU backbone, {precision} ({kernel}), batch {batch}, fastest of {runs} passes"
+        "lucy bench --layers: CPU backbone, {precision} ({kernel}), batch {batch}, {runs} passes: each layer's fastest and median"
     );
     println!(
-        "{:<16} {:<20} {:>14} {:>5} {:>8} {:>7} {:>8}",
-        "layer", "algorithm", "input", "out", "ms", "share", "GFLOP/s"
+        "{:<16} {:<20} {:>14} {:>5} {:>8} {:>7} {:>7} {:>8}",
+        "layer", "algorithm", "input", "out", "ms", "median", "share", "GFLOP/s"
     );
     for r in &rows {
         let [h, w, c] = r.input;
         println!(
-            "{:<16} {:<20} {:>14} {:>5} {:>8.3} {:>6.1}% {:>8.0}",
+            "{:<16} {:<20} {:>14} {:>5} {:>8.3} {:>7.3} {:>6.1}% {:>8.0}",
             r.name,
             r.algorithm,
             format!("{h}x{w}x{c}"),
             r.out_channels,
             r.ms,
+            r.median_ms,
             100.0 * r.ms / total_ms,
             r.gflop_per_s
         );
     }
-    println!("all convolutions: {total_ms:.1} ms (GFLOP/s counts the direct convolution's work)");
+    println!(
+        "all convolutions: {total_ms:.1} ms fastest (GFLOP/s counts the direct convolution's work)"
+    );
     println!(
         "whole pass (median): {pass_ms:.2} ms, of which convolutions {convolutions_ms:.2} ms, the rest {:.2} ms \
          (stem layout, max-pool, maxima, global average)",
