@@ -140,7 +140,8 @@ impl PackedConv {
             let skip = residual.map(|s| &s.data[row * cout + c0..][..strip.len()]);
             finish_row(strip, &self.bias[c0..][..strip.len()], skip, self.relu);
         };
-        // The stem's blocks gather their rows from a padded copy of the photo.
+        // The stem reads its windows from a padded copy of the photo: where they lie (AVX-512,
+        // `panel::convolve`), or gathered by blocks of rows for `gemm`.
         let padded = self.gathers().then(|| self.window().pad(x));
         let gather = |rows: &mut [f32], first: usize| {
             let padding = self.window().padding;
@@ -206,7 +207,8 @@ impl PackedConv {
     }
 
     /// The stem's 7x7 windows of 3 channels would make a 147-deep im2col matrix of 7.4 MB per
-    /// photo, for a product of only 64 columns: instead each block of rows gathers its own.
+    /// photo, for a product of only 64 columns: instead the packed kernel reads them where they
+    /// lie, or (without AVX-512) each block of rows for `gemm` gathers its own.
     fn gathers(&self) -> bool {
         self.in_channels == 3 && self.kernel > 1
     }
@@ -388,9 +390,13 @@ mod tests {
         // (in, out, kernel, stride, padding, side, projection, residual)
         let cases = [
             (3, 8, 7, 2, 3, 20, false, false),
-            // The stem's shape with 16 outputs, its rows gathered by blocks: each photo's 900
-            // rows exceed one 784-row block, so blocks straddle the two photos.
+            // The stem's shape: with AVX-512 read where its windows lie in the padded photo (16
+            // and 64 outputs, one and four panels per tile); elsewhere, and with 24 outputs
+            // (not whole panels) everywhere, its rows gathered by blocks for `gemm`: each
+            // photo's 900 rows exceed one 784-row block, so blocks straddle the two photos.
             (3, 16, 7, 2, 3, 60, false, false),
+            (3, 64, 7, 2, 3, 20, false, false),
+            (3, 24, 7, 2, 3, 60, false, false),
             (16, 8, 1, 1, 0, 9, false, false),
             (16, 8, 1, 2, 0, 9, true, false),
             // Winograd F(4x4) then F(2x2) (odd and even sides, with a residual), by blocks of

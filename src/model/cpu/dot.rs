@@ -113,6 +113,28 @@ pub(super) struct Runs {
 }
 
 impl Runs {
+    /// The windows of output row `index` (`h` rows per image, of `w` pixels `stride` apart) of
+    /// a `k x k` convolution on `padded` (`[n, padded_h, padded_w, c]`, every window inside):
+    /// the values they lie in, from the row's first window on, and a window's runs (its `k`
+    /// rows, a padded row apart).
+    pub(super) fn windows_of_row<T>(
+        padded: &[T],
+        ([padded_h, padded_w], c): ([usize; 2], usize),
+        (k, stride): (usize, usize),
+        [h, w]: [usize; 2],
+        index: usize,
+    ) -> (&[T], Self) {
+        let runs = Self {
+            count: k,
+            len: k * c,
+            stride: padded_w * c,
+        };
+        let (b, oy) = (index / h, index % h);
+        let first = (b * padded_h + oy * stride) * padded_w * c;
+        let reach = (k - 1) * runs.stride + ((w - 1) * stride + k) * c;
+        (&padded[first..first + reach], runs)
+    }
+
     /// One contiguous run (a matrix's row).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // For the x86 kernels.
     pub(super) fn plain(depth: usize) -> Self {

@@ -318,7 +318,7 @@ impl CpuResNet50 {
                         timed(
                             &mut timing,
                             &conv.name,
-                            conv.algorithm(),
+                            conv.algorithm(kernel, x.w),
                             conv.kernel,
                             x,
                             || conv.forward(kernel, x, (max, activation_max), residual),
@@ -351,7 +351,9 @@ impl CpuResNet50 {
             }
             _ => None,
         };
-        let algorithm = int8_stem.map_or(self.stem.algorithm(), |(stem, _)| stem.algorithm());
+        let algorithm = int8_stem.map_or(self.stem.algorithm(), |(stem, kernel)| {
+            stem.algorithm(kernel, side)
+        });
         let stem = || match int8_stem {
             Some((stem, kernel)) => {
                 let maxima = per_photo(&x, abs_max);
@@ -647,12 +649,13 @@ mod tests {
     #[test]
     fn max_pool_matches_burn() {
         let device = Device::flex();
-        for side in [8, 9] {
-            let planar: Vec<f32> = values(2 * 5 * side * side, side as u32)
+        // 5 channels one at a time, 32 sixteen at a time; odd and even sides.
+        for (c, side) in [(5, 8), (5, 9), (32, 9)] {
+            let planar: Vec<f32> = values(2 * c * side * side, side as u32)
                 .iter()
                 .map(|v| v.max(0.0))
                 .collect();
-            let x = Activations::from_planar(&planar, 2, 5, side, side);
+            let x = Activations::from_planar(&planar, 2, c, side, side);
             let pool = resnet::max_pool();
             assert_close(
                 &max_pool_3x3_stride_2(&x),

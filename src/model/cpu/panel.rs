@@ -3,7 +3,9 @@
 //! operands on every call, which for 49 rows costs as much as the arithmetic (the stage ran at
 //! ~300 GFLOP/s against ONNX Runtime's ~450, whose weights are laid out at load too). Packed
 //! here in the int8 kernels' panels of 16 columns, multiplied 6 rows x 4 panels at a time with
-//! AVX-512 FMAs, where the CPU has them ([`available`]; elsewhere `gemm` serves instead).
+//! AVX-512 FMAs, where the CPU has them ([`available`]; elsewhere `gemm` serves instead). The
+//! stem too ([`convolve`]): its 7x7 windows read where they lie in the padded photo, a row's
+//! depth as 7 runs of 21 values.
 
 use super::dot::Runs;
 use super::parallel::{for_each_chunk, map_items, threads};
@@ -75,17 +77,11 @@ pub(super) fn convolve(
     if out.is_empty() {
         return;
     }
-    let runs = Runs {
-        count: k,
-        len: k * c,
-        stride: padded_w * c,
-    };
+    let padded_shape = ([padded_h, padded_w], c);
     for_each_chunk(out, w * cols, |row, index| {
-        let (b, oy) = (index / h, index % h);
-        let first = ((b * padded_h + oy * stride) * padded_w) * c;
-        // The windows' last values are in bounds (asserted above): the row's reads.
+        // The row's windows: in bounds (asserted above).
         #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-        let a = &padded[first..first + (k - 1) * runs.stride + ((w - 1) * stride + k) * c];
+        let (a, runs) = Runs::windows_of_row(padded, padded_shape, (k, stride), [h, w], index);
         // SAFETY: the output row's windows (sliced above) and its pixels' columns; the CPU
         // has AVX-512 (asserted).
         #[cfg(target_arch = "x86_64")]

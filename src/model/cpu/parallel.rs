@@ -141,8 +141,8 @@ mod pool {
 }
 
 /// The native build's threads: the caller and `threads - 1` workers, each taking a job's items
-/// one at a time from its own share of them, then from the others' ([`take_items`]). Between jobs the workers spin for up to [`SPIN`]
-/// before they sleep: a forward pass is ~60 steps of 20–200 µs, and a worker that slept
+/// one at a time from its own share of them, then from the others' ([`take_items`]). Between
+/// jobs the workers spin for up to [`SPIN`] before they sleep: a forward pass is ~60 steps of 20–200 µs, and a worker that slept
 /// between them (rayon's did) cost a wake-up per step — on this 2-core VM ~15 % of a pass
 /// (ONNX Runtime's spinning pool is likewise ~15 % faster than with spinning off). One job at a
 /// time: a job given while another thread's runs waits for it; one given from inside a job runs
@@ -158,7 +158,7 @@ mod team {
     /// How long an idle worker spins before it sleeps (a job arriving later wakes it).
     const SPIN: Duration = Duration::from_millis(2);
 
-    type Job = (&'static (dyn Fn(usize) + Sync), usize);
+    type Job = &'static (dyn Fn(usize) + Sync);
 
     struct Team {
         /// The caller included.
@@ -256,7 +256,7 @@ mod team {
         // decrement `active`, and this function returns (or unwinds) only once `active` is 0:
         // `f` outlives every use.
         let job: &'static (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(f) };
-        *team.job.lock().expect("job") = Some((job, count));
+        *team.job.lock().expect("job") = Some(job);
         for (t, share) in team.shares.iter().enumerate() {
             share
                 .next
@@ -337,7 +337,7 @@ mod team {
                 }
             }
             seen = team.generation.load(Ordering::Acquire);
-            let (job, _) = team
+            let job = team
                 .job
                 .lock()
                 .expect("job")

@@ -139,7 +139,7 @@ thread_local! {
 /// `out[rows, cout] = dequantize(a[rows, depth] · weights)`. Each tile (48 rows x all
 /// columns; on products of few rows, x a share of the columns so that every core has four
 /// tiles) has `fill(rows, first row)` write its rows of `a` (u8, `depth` each: quantized and
-/// gathered from the layer's input, so no quantized copy of the whole input is made), then,
+/// gathered from the layer's input or its padded quantized copy), then,
 /// 64 columns at a time, hands the i32 sums (which it may change) to `finish((tile, stride),
 /// sums, first row, columns)`, which writes the f32 tile (`rows x 64`, rows `stride` apart)
 /// while both are in cache. When `onto`, the tile `finish` gets holds `out`'s values there (a
@@ -241,15 +241,9 @@ pub(super) fn int8_convolve(
     assert_eq!(out.len(), n * h * w * cout);
     assert_eq!(padded.len(), n * padded_h * padded_w * c);
     assert!(h + k - 1 <= padded_h && w + k - 1 <= padded_w);
-    let runs = Runs {
-        count: k,
-        len: k * c,
-        stride: padded_w * c,
-    };
+    let padded_shape = ([padded_h, padded_w], c);
     for_each_chunk(out, w * cout, |row, index| {
-        let (b, oy) = (index / h, index % h);
-        let first = (b * padded_h + oy) * padded_w * c;
-        let a = &padded[first..first + (k - 1) * runs.stride + (w + k - 1) * c];
+        let (a, runs) = Runs::windows_of_row(padded, padded_shape, (k, 1), [h, w], index);
         let mut sums = TILE_SUMS.take();
         for p0 in (0..panels).step_by(INT8_TILE_PANELS) {
             let np = INT8_TILE_PANELS.min(panels - p0);

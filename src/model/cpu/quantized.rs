@@ -1,8 +1,9 @@
 //! The int8 arithmetic of the CPU backbone: a convolution whose weights are the downloaded
-//! int8 values (one scale per output channel) and whose input is quantized to u8 as each tile
-//! gathers its rows, summed exactly in i32 (`dot`), then dequantized, biased, added to the
+//! int8 values (one scale per output channel) and whose input is quantized to u8 — by a 1x1
+//! convolution as each tile gathers its rows, by a wider window once, into a copy with the
+//! padding around it — summed exactly in i32 (`dot`), then dequantized, biased, added to the
 //! residual and rectified in one pass over each tile while it is in cache
-//! (`product::int8_matmul`).
+//! (`product::int8_matmul`, `product::int8_convolve`).
 //!
 //! Activations are quantized per photo (one scale for a photo's tensor; photos batched in one
 //! product each keep theirs) with a scale computed at run time from the photo's own maximum,
@@ -211,18 +212,35 @@ impl Int8Conv {
         self.window.out_side(side)
     }
 
-    pub(super) fn algorithm(&self) -> &'static str {
+    /// For `kernel`, on an input `side` pixels wide.
+    pub(super) fn algorithm(&self, kernel: Int8Kernel, side: usize) -> &'static str {
         if self.is_direct() {
             "int8 product"
+        } else if self.reads_in_place(kernel, self.out_side(side)) {
+            "int8 in place"
         } else {
             "int8 im2col"
         }
     }
 
+    /// Whether the product reads its windows where they lie in the padded quantized input
+    /// (`int8_convolve`) rather than gathering them: stride 1, window rows of whole groups of
+    /// 4 bytes, on VNNI, and output rows wide enough to fill the kernel's rows
+    /// (stages 2 and 3: 28-56 pixels; stage 4's 14 left a third of the kernel's calls with 2
+    /// rows, slower than gathering).
+    fn reads_in_place(&self, kernel: Int8Kernel, out_w: usize) -> bool {
+        self.kernel > 1
+            && self.window.stride == 1
+            && self.in_channels.is_multiple_of(4)
+            && out_w >= 28
+            && kernel == Int8Kernel::Vnni512
+    }
+
     /// `relu?(conv(x) + bias + residual)` in f32, and each photo's largest value (for the next
     /// quantization; 0 without a ReLU, whose output is never quantized). Photo `b` of `x`, at
     /// most `maxima[b]` in magnitude (and ≥ 0 unless the input is signed), is quantized to
-    /// `0..=top` with its own scale as the product gathers it: a photo's result does not depend
+    /// `0..=top` with its own scale (as the product gathers it, or up front for a window wider
+    /// than a pixel): a photo's result does not depend
     /// on the photos beside it. The residual is taken: the output is written over it as it is
     /// read.
     pub(super) fn forward(
@@ -337,10 +355,7 @@ impl Int8Conv {
                 }
             };
         match &quantized {
-            // Windows read where they lie in the padded copy (stride 1, VNNI), on layers wide
-            // enough for a row of pixels to fill the kernel's rows (stages 2 and 3: their
-            // 28-56 pixels; stage 4's 14 left a third of the kernel's calls with 2 rows).
-            Some(xq) if self.window.stride == 1 && w >= 28 && kernel == Int8Kernel::Vnni512 => {
+            Some(xq) if self.reads_in_place(kernel, w) => {
                 let padding = self.window.padding;
                 let padded = [x.h + 2 * padding, x.w + 2 * padding];
                 let shape = [x.n, h, w];
@@ -451,8 +466,10 @@ mod tests {
             (64, 64, 1, 1, 0, 9, false, false),
             (64, 128, 1, 2, 0, 9, true, false),
             (64, 64, 3, 1, 1, 7, false, false),
-            // Wide enough to be read where it lies (`int8_convolve`) on VNNI.
+            // Wide enough to be read where it lies (`int8_convolve`) on VNNI, with and without
+            // a residual.
             (64, 64, 3, 1, 1, 28, false, false),
+            (32, 64, 3, 1, 1, 28, false, true),
             (32, 64, 3, 1, 1, 6, false, true),
             (128, 256, 1, 1, 0, 5, false, true),
             (64, 64, 1, 1, 0, 9, false, true),
