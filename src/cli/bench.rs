@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Result;
 use burn::prelude::*;
@@ -123,11 +123,11 @@ pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
                 let probabilities = classifier.probabilities(&inputs).into_data();
                 std::hint::black_box(probabilities);
                 if run > 0 {
-                    times.push(started.elapsed());
+                    times.push(started.elapsed().as_secs_f64() * 1e3);
                 }
                 progress.inc(batch as u64);
             }
-            let batch_ms = median(&mut times).as_secs_f64() * 1e3;
+            let batch_ms = median_ms(&mut times);
             rows.push(Row {
                 precision: precision.to_string(),
                 kernel,
@@ -285,12 +285,8 @@ fn synthetic_input() -> Input {
     Input { chw }
 }
 
+/// The median of `values` (milliseconds; at least one: `--runs` is ≥ 1).
 fn median_ms(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }

@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 
-use super::activations::{Activations, buffer, position, recycle};
+use super::activations::{Activations, Pooled, buffer, position, recycle};
+use super::dot::{PaddedShape, Runs};
 use super::parallel::{ROWS_PER_TASK, for_each_chunk};
 use super::product::{finish_row, matmul, matmul_gathered, splits_by_rows};
 use super::{panel, winograd};
@@ -142,14 +143,18 @@ impl PackedConv {
         };
         // The stem reads its windows from a padded copy of the photo: where they lie (AVX-512,
         // `panel::convolve`), or gathered by blocks of rows for `gemm`.
-        let padded = self.gathers().then(|| self.window().pad(x));
+        let padded = self.gathers().then(|| {
+            self.window()
+                .pad(x, 0.0, |to, from, _| to.copy_from_slice(from))
+        });
+        let padded_input = || {
+            let (padded, shape) = padded.as_ref().expect("a padded copy");
+            (padded.as_slice(), *shape)
+        };
         let gather = |rows: &mut [f32], first: usize| {
-            let padding = self.window().padding;
-            let padded_shape = ([x.h + 2 * padding, x.w + 2 * padding], x.c);
-            let padded = padded.as_deref().expect("a padded copy");
             for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
                 self.window()
-                    .padded_row(padded, padded_shape, (first + r, [h, w]), row);
+                    .padded_row(padded_input(), (first + r, [h, w]), row);
             }
         };
         let cols: Cow<[f32]> = if self.is_direct() {
@@ -161,18 +166,9 @@ impl PackedConv {
         };
         match &self.weights {
             Algorithm::Packed(weights) if self.gathers() => {
-                let padded = padded.as_deref().expect("a padded copy");
-                let padded_shape = ([x.h + 2 * self.padding, x.w + 2 * self.padding], x.c);
                 let window = (self.kernel, self.stride);
-                panel::convolve(
-                    padded,
-                    padded_shape,
-                    window,
-                    [x.n, h, w],
-                    weights,
-                    &mut out,
-                    finish,
-                )
+                let shape = [x.n, h, w];
+                panel::convolve(padded_input(), window, shape, weights, &mut out, finish)
             }
             Algorithm::Im2col(weight) if self.gathers() => {
                 matmul_gathered(&gather, weight, &mut out, [rows, depth, cout], finish)
@@ -186,7 +182,7 @@ impl PackedConv {
         if let Cow::Owned(cols) = cols {
             recycle(cols);
         }
-        if let Some(padded) = padded {
+        if let Some((padded, _)) = padded {
             recycle(padded);
         }
         Activations {
@@ -262,15 +258,33 @@ impl Window {
         });
     }
 
-    /// `x` inside a border of `self.padding` pixels of zeros (`[n, h + 2p, w + 2p, c]`), where
-    /// every window lies inside: see [`Self::padded_row`].
-    pub(super) fn pad(self, x: &Activations) -> Vec<f32> {
+    /// `x` inside a border of `self.padding` pixels of `zero` (`[n, h + 2p, w + 2p, c]`), where
+    /// every window lies inside (see [`Self::padded_row`]), each row of `x` through
+    /// `convert(to, from, photo)` (which may quantize); on all cores. With its shape: (height
+    /// and width, channels).
+    pub(super) fn pad<T: Pooled + Send + Sync>(
+        self,
+        x: &Activations,
+        zero: T,
+        convert: impl Fn(&mut [T], &[f32], usize) + Send + Sync,
+    ) -> (Vec<T>, PaddedShape) {
         let p = self.padding;
-        let mut padded = buffer(x.n * (x.h + 2 * p) * (x.w + 2 * p) * x.c);
-        pad_rows(&mut padded, x, p, 0.0, |to, from, _| {
-            to.copy_from_slice(from)
+        let (padded_h, padded_w, c) = (x.h + 2 * p, x.w + 2 * p, x.c);
+        let mut padded = buffer(x.n * padded_h * padded_w * c);
+        // Tasks of one padded row each: none spans two photos.
+        for_each_chunk(&mut padded, padded_w * c, |row, i| {
+            let (b, py) = (i / padded_h, i % padded_h);
+            let Some(y) = py.checked_sub(p).filter(|&y| y < x.h) else {
+                return row.fill(zero);
+            };
+            let (left, rest) = row.split_at_mut(p * c);
+            let (inside, right) = rest.split_at_mut(x.w * c);
+            left.fill(zero);
+            right.fill(zero);
+            let from = (b * x.h + y) * x.w * c;
+            convert(inside, &x.data[from..from + x.w * c], b);
         });
-        padded
+        (padded, ([padded_h, padded_w], c))
     }
 
     /// One im2col row, output pixel `pixel`'s (of `[h, w]` per image), from `padded`: the
@@ -279,16 +293,16 @@ impl Window {
     /// half the time of the 7x7 stem, whose rows are 7 runs of 3 channels.)
     pub(super) fn padded_row<T: Copy>(
         self,
-        padded: &[T],
-        ([padded_h, padded_w], c): ([usize; 2], usize),
+        (padded, shape): (&[T], PaddedShape),
         (pixel, [h, w]): (usize, [usize; 2]),
         row: &mut [T],
     ) {
-        let (b, oy, ox) = position(pixel, h, w);
-        let run = self.kernel * c;
-        for (ky, segment) in row.chunks_exact_mut(run).enumerate() {
-            let from = ((b * padded_h + oy * self.stride + ky) * padded_w + ox * self.stride) * c;
-            copy_run(segment, &padded[from..from + run]);
+        let window = (self.kernel, self.stride);
+        let (windows, runs) = Runs::windows_of_row(padded, shape, window, [h, w], pixel / w);
+        let first = pixel % w * self.stride * shape.1;
+        for (ky, segment) in row.chunks_exact_mut(runs.len).enumerate() {
+            let from = first + ky * runs.stride;
+            copy_run(segment, &windows[from..from + runs.len]);
         }
     }
 
@@ -327,32 +341,6 @@ impl Window {
             segment[hi * c..].fill(zero);
         }
     }
-}
-
-/// The rows of `padded` (`x` with `p` pixels of border on every side), on all cores: the
-/// border `zero`, each row of `x` through `convert(to, from)` (which may quantize).
-pub(super) fn pad_rows<T: Copy + Send + Sync>(
-    padded: &mut [T],
-    x: &Activations,
-    p: usize,
-    zero: T,
-    convert: impl Fn(&mut [T], &[f32], usize) + Send + Sync,
-) {
-    let (padded_h, padded_w, c) = (x.h + 2 * p, x.w + 2 * p, x.c);
-    assert_eq!(padded.len(), x.n * padded_h * padded_w * c, "padded size");
-    // Tasks of one padded row each: none spans two photos.
-    for_each_chunk(padded, padded_w * c, |row, i| {
-        let (b, py) = (i / padded_h, i % padded_h);
-        let Some(y) = py.checked_sub(p).filter(|&y| y < x.h) else {
-            return row.fill(zero);
-        };
-        let (left, rest) = row.split_at_mut(p * c);
-        let (inside, right) = rest.split_at_mut(x.w * c);
-        left.fill(zero);
-        right.fill(zero);
-        let from = (b * x.h + y) * x.w * c;
-        convert(inside, &x.data[from..from + x.w * c], b);
-    });
 }
 
 /// `to.copy_from_slice(from)`, in fixed-size moves for the runs ResNet50's window rows are

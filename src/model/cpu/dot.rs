@@ -102,6 +102,9 @@ impl Int8Kernel {
     }
 }
 
+/// A padded input's (height and width, channels): see `conv::Window::pad`.
+pub(super) type PaddedShape = ([usize; 2], usize);
+
 /// Where a row's depth lies: `count` runs of `len` values, `stride` apart — one run of the
 /// depth for a matrix's row; a window's rows in a padded image for a convolution computed
 /// where its input lies (`panel::convolve`, `product::int8_convolve`).
@@ -119,7 +122,7 @@ impl Runs {
     /// rows, a padded row apart).
     pub(super) fn windows_of_row<T>(
         padded: &[T],
-        ([padded_h, padded_w], c): ([usize; 2], usize),
+        ([padded_h, padded_w], c): PaddedShape,
         (k, stride): (usize, usize),
         [h, w]: [usize; 2],
         index: usize,

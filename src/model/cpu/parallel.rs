@@ -142,11 +142,11 @@ mod pool {
 
 /// The native build's threads: the caller and `threads - 1` workers, each taking a job's items
 /// one at a time from its own share of them, then from the others' ([`take_items`]). Between
-/// jobs the workers spin for up to [`SPIN`] before they sleep: a forward pass is ~60 steps of 20–200 µs, and a worker that slept
-/// between them (rayon's did) cost a wake-up per step — on this 2-core VM ~15 % of a pass
-/// (ONNX Runtime's spinning pool is likewise ~15 % faster than with spinning off). One job at a
-/// time: a job given while another thread's runs waits for it; one given from inside a job runs
-/// on the calling thread alone.
+/// jobs the workers spin for up to [`SPIN`] before they sleep: a forward pass is ~60 steps of
+/// 20–200 µs, and a worker that slept between them (rayon's did) cost a wake-up per step — on
+/// this 2-core VM ~15 % of a pass (ONNX Runtime's spinning pool is likewise ~15 % faster than
+/// with spinning off). One job at a time: a job given while another thread's runs waits for
+/// it; one given from inside a job runs on the calling thread alone.
 #[cfg(not(target_arch = "wasm32"))]
 mod team {
     use std::cell::Cell;

@@ -6,7 +6,9 @@
 
 use std::ops::Range;
 
-use super::dot::{Int8Kernel, PANEL, PackedInt8, Runs, product as int8_product, product_runs};
+use super::dot::{
+    Int8Kernel, PANEL, PackedInt8, PaddedShape, Runs, product as int8_product, product_runs,
+};
 use super::parallel::{for_each_chunk, for_each_item, threads};
 use super::simd::widest;
 
@@ -230,18 +232,18 @@ pub(super) fn int8_matmul(
 /// whole rows, an output row at a time.
 pub(super) fn int8_convolve(
     weights: &PackedInt8,
-    (padded, [padded_h, padded_w], c): (&[u8], [usize; 2], usize),
+    (padded, padded_shape): (&[u8], PaddedShape),
     k: usize,
     [n, h, w]: [usize; 3],
     out: &mut [f32],
     finish: impl Fn((&mut [f32], usize), &mut [i32], usize, Range<usize>) + Send + Sync,
 ) {
     let (panels, cout) = (weights.panels(), weights.panels() * PANEL);
+    let ([padded_h, padded_w], c) = padded_shape;
     assert_eq!(weights.depth(), k * k * c, "a window's depth");
     assert_eq!(out.len(), n * h * w * cout);
     assert_eq!(padded.len(), n * padded_h * padded_w * c);
     assert!(h + k - 1 <= padded_h && w + k - 1 <= padded_w);
-    let padded_shape = ([padded_h, padded_w], c);
     for_each_chunk(out, w * cout, |row, index| {
         let (a, runs) = Runs::windows_of_row(padded, padded_shape, (k, 1), [h, w], index);
         let mut sums = TILE_SUMS.take();

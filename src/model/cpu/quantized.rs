@@ -18,7 +18,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use super::activations::{Activations, buffer, recycle};
-use super::conv::{Window, pad_rows};
+use super::conv::Window;
 use super::dot::{Int8Kernel, PackedInt8};
 use super::product::{int8_convolve, int8_matmul};
 use super::simd::widest;
@@ -86,17 +86,6 @@ fn photo_runs(
             (b, run)
         })
     })
-}
-
-/// Photo `b` of `x` quantized with `quantizations[b]`, on all cores, inside a border of
-/// `padding` pixels of the quantized zero (`[n, h + 2·padding, w + 2·padding, c]`).
-fn quantize_padded(x: &Activations, quantizations: &[Quantization], padding: usize) -> Vec<u8> {
-    let zero = quantizations.first().map_or(0, |q| q.zero_point);
-    let mut q = buffer(x.n * (x.h + 2 * padding) * (x.w + 2 * padding) * x.c);
-    pad_rows(&mut q, x, padding, zero, |to, from, b| {
-        quantizations[b].quantize_into(to, from)
-    });
-    q
 }
 
 widest! {
@@ -277,17 +266,20 @@ impl Int8Conv {
         // up front, into a copy with the padding around it (the windows' rows are then plain
         // copies: bounds checked per run of the 7x7 stem's, they took half its time). A 1x1
         // convolution quantizes the pixels it reads as it reads them.
-        let quantized =
-            (self.kernel > 1).then(|| quantize_padded(x, &quantizations, self.window.padding));
+        let quantized = (self.kernel > 1).then(|| {
+            // Photo `b` with its own scale; the border the quantized zero.
+            let quantize =
+                |to: &mut [u8], from: &[f32], b: usize| quantizations[b].quantize_into(to, from);
+            self.window.pad(x, zero, quantize)
+        });
         let fill = |rows: &mut [u8], first: usize| {
             let count = rows.len() / depth;
             match &quantized {
-                Some(xq) => {
-                    let padded = [x.h + 2 * self.window.padding, x.w + 2 * self.window.padding];
+                Some((xq, shape)) => {
                     for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
                         let (window, depth_padding) = row.split_at_mut(window_depth);
                         let at = (first + r, [h, w]);
-                        self.window.padded_row(xq, (padded, x.c), at, window);
+                        self.window.padded_row((xq, *shape), at, window);
                         // Times the zero rows of weights that pad the depth.
                         depth_padding.fill(0);
                     }
@@ -355,13 +347,11 @@ impl Int8Conv {
                 }
             };
         match &quantized {
-            Some(xq) if self.reads_in_place(kernel, w) => {
-                let padding = self.window.padding;
-                let padded = [x.h + 2 * padding, x.w + 2 * padding];
+            Some((xq, padded)) if self.reads_in_place(kernel, w) => {
                 let shape = [x.n, h, w];
                 int8_convolve(
                     &self.weights,
-                    (xq, padded, x.c),
+                    (xq, *padded),
                     self.kernel,
                     shape,
                     &mut out,
@@ -377,7 +367,7 @@ impl Int8Conv {
                 finish,
             ),
         }
-        if let Some(xq) = quantized {
+        if let Some((xq, _)) = quantized {
             recycle(xq);
         }
         let out = Activations {

@@ -130,8 +130,7 @@ const BLOCKED_WEIGHTS_MAX: usize = 1 << 20;
 /// Where the weights are small (stage 2), by blocks of one row of tiles, each transformed,
 /// multiplied and transformed back by one core in its own buffers (~130 KB each), all in L2:
 /// done in three whole-layer phases instead, its 1.8 MB transforms went through L3 and memory,
-/// and took 1.5 times as long in this machine's slow spells, when its two threads share one
-/// core (and 1.4 times at batch 8). Elsewhere in three phases, each on all cores.
+/// and took 1.5 times as long in this machine's slow spells (and 1.4 times at batch 8). Elsewhere in three phases, each on all cores.
 pub(super) fn forward(
     variant: &Variant,
     x: &Activations,
