@@ -72,10 +72,10 @@ fn cpu_backbone(
     Ok(Backbone::Cpu(model))
 }
 
-/// The int8 kernel a backbone computes with (None in f32).
+/// What a CPU backbone's products compute with (`CpuResNet50::kernel_name`); None for burn's.
 fn kernel_of(backbone: &Backbone) -> Option<&'static str> {
     match backbone {
-        Backbone::Cpu(model) => model.int8_kernel().map(Int8Kernel::name),
+        Backbone::Cpu(model) => Some(model.kernel_name()),
         Backbone::Burn(_) => None,
     }
 }
@@ -83,7 +83,7 @@ fn kernel_of(backbone: &Backbone) -> Option<&'static str> {
 #[derive(Serialize)]
 struct Row {
     precision: String,
-    /// The int8 kernel (int8 rows).
+    /// What computes the products: the int8 kernel, or the f32 one.
     kernel: Option<&'static str>,
     load_ms: f64,
     batch: usize,
@@ -159,7 +159,7 @@ pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
         println!(
             "{:>9} {:>12} {:>9.0} {:>6} {:>10.1} {:>12.1} {:>9.2}",
             r.precision,
-            r.kernel.unwrap_or("gemm f32"),
+            r.kernel.unwrap_or("burn"),
             r.load_ms,
             r.batch,
             r.batch_ms,
@@ -189,7 +189,7 @@ fn layers(weights: &Path, args: &BenchArgs) -> Result<ExitCode> {
     let dir = WeightsDir::open(weights)?;
     let precision = Precision::from(args.precision);
     let backbone = cpu_backbone(&dir, precision, args.int8_kernel)?;
-    let kernel = kernel_of(&backbone).unwrap_or("gemm f32");
+    let kernel = kernel_of(&backbone).unwrap_or("burn");
     let Backbone::Cpu(model) = backbone else {
         anyhow::bail!("the CPU backbone did not load");
     };

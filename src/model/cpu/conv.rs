@@ -72,13 +72,9 @@ impl PackedConv {
                     }
                 }
             }
-            // Products of few rows and much weight (the last stage's, 49 rows per photo and up
-            // to 4608 x 512 weights, and stage 4's projection) on weights packed once (`panel`),
-            // where the CPU runs that kernel.
-            // The stem too, straight from its padded photo (`panel::convolve`).
-            let stem = cin == 3 && k > 1;
-            let few_rows = cin.min(cout) >= 512;
-            if (few_rows || stem) && cout.is_multiple_of(16) && panel::available() {
+            // On weights packed once (`panel`) where the CPU runs that kernel (AVX-512), the
+            // stem straight from its padded photo (`panel::convolve`); elsewhere `gemm`.
+            if cout.is_multiple_of(16) && panel::available() {
                 Algorithm::Packed(panel::PackedF32::pack(k * k * cin, cout, &weight))
             } else {
                 Algorithm::Im2col(weight)
@@ -109,9 +105,9 @@ impl PackedConv {
     }
 
     /// `relu(conv(x) + bias + residual)`, the ReLU only where this convolution has one. The
-    /// residual is taken: a `gemm` product split by rows adds itself onto it in place, so the
-    /// sum is written where the residual was read instead of into fresh memory (elsewhere the
-    /// epilogue reads it).
+    /// residual is taken: the packed kernel, or a `gemm` product split by rows, adds itself onto
+    /// it in place, so the sum is written where the residual was read instead of into fresh
+    /// memory (elsewhere the epilogue reads it).
     pub(super) fn forward(&self, x: &Activations, residual: Option<Activations>) -> Activations {
         assert_eq!(x.c, self.in_channels, "input channels");
         let (h, w) = (self.window().out_side(x.h), self.window().out_side(x.w));
@@ -128,13 +124,17 @@ impl PackedConv {
         }
         let rows = x.n * h * w;
         let depth = self.kernel * self.kernel * self.in_channels;
-        let (mut out, residual, onto) = match (residual, &self.weights) {
-            (Some(mut residual), Algorithm::Im2col(_))
-                if splits_by_rows(rows, cout) && !self.gathers() =>
-            {
-                (std::mem::take(&mut residual.data), None, true)
-            }
-            (residual, _) => (buffer(rows * cout), residual, false),
+        // The sum is written where the residual was read wherever the product adds onto it:
+        // the packed kernel's epilogue always (it reads each value before storing the sum),
+        // `gemm` when it splits by rows. (The stem, which gathers, has no residual.)
+        let in_place = !self.gathers()
+            && match &self.weights {
+                Algorithm::Im2col(_) => splits_by_rows(rows, cout),
+                _ => true,
+            };
+        let (mut out, residual, onto) = match residual {
+            Some(mut residual) if in_place => (std::mem::take(&mut residual.data), None, true),
+            residual => (buffer(rows * cout), residual, false),
         };
         let residual = residual.as_ref();
         let finish = |strip: &mut [f32], row: usize, c0: usize| {
@@ -164,11 +164,17 @@ impl PackedConv {
         } else {
             Cow::Owned(self.im2col(x, h, w))
         };
+        let epilogue = panel::Epilogue {
+            bias: &self.bias,
+            onto,
+            relu: self.relu,
+        };
         match &self.weights {
             Algorithm::Packed(weights) if self.gathers() => {
+                assert!(residual.is_none(), "the stem has no residual");
                 let window = (self.kernel, self.stride);
                 let shape = [x.n, h, w];
-                panel::convolve(padded_input(), window, shape, weights, &mut out, finish)
+                panel::convolve(padded_input(), window, shape, weights, &mut out, epilogue)
             }
             Algorithm::Im2col(weight) if self.gathers() => {
                 matmul_gathered(&gather, weight, &mut out, [rows, depth, cout], finish)
@@ -176,7 +182,7 @@ impl PackedConv {
             Algorithm::Im2col(weight) => {
                 matmul(&cols, weight, (&mut out, onto), [rows, depth, cout], finish)
             }
-            Algorithm::Packed(weights) => panel::matmul(&cols, weights, &mut out, rows, finish),
+            Algorithm::Packed(weights) => panel::matmul(&cols, weights, &mut out, rows, epilogue),
             Algorithm::Winograd { .. } => unreachable!("returned above"),
         }
         if let Cow::Owned(cols) = cols {
@@ -387,6 +393,9 @@ mod tests {
             (3, 24, 7, 2, 3, 60, false, false),
             (16, 8, 1, 1, 0, 9, false, false),
             (16, 8, 1, 2, 0, 9, true, false),
+            // With AVX-512, packed: a projection (stride 2, no ReLU), a 1x1 onto its residual.
+            (16, 32, 1, 2, 0, 9, true, false),
+            (24, 48, 1, 1, 0, 5, false, true),
             // Winograd F(4x4) then F(2x2) (odd and even sides, with a residual), by blocks of
             // tile rows, and im2col for a 3x3 with over 256 inputs.
             (8, 8, 3, 1, 1, 7, false, false),

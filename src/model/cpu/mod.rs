@@ -125,6 +125,17 @@ impl CpuResNet50 {
         Ok(Self { stem, blocks })
     }
 
+    /// What computes the products, to label measurements: the int8 kernel in use, or in f32
+    /// lucy's AVX-512 kernel (with `gemm` for Winograd's products) where the CPU has it, else
+    /// `gemm`.
+    pub fn kernel_name(&self) -> &'static str {
+        match (self.int8_kernel(), panel::available()) {
+            (Some(kernel), _) => kernel.name(),
+            (None, true) => "avx512 f32",
+            (None, false) => "gemm f32",
+        }
+    }
+
     /// The int8 kernel in use ([`Int8Kernel::best`] unless set), in [`Arithmetic::Int8`].
     pub fn int8_kernel(&self) -> Option<Int8Kernel> {
         match self.blocks {

@@ -1,11 +1,12 @@
-//! f32 matrix products on weights packed once at load, for products of few rows and much
-//! weight: the last stage's (49 pixels per photo, up to 4608 x 512 weights). `gemm` packs its
-//! operands on every call, which for 49 rows costs as much as the arithmetic (the stage ran at
-//! ~300 GFLOP/s against ONNX Runtime's ~450, whose weights are laid out at load too). Packed
-//! here in the int8 kernels' panels of 16 columns, multiplied 6 rows x 4 panels at a time with
-//! AVX-512 FMAs, where the CPU has them ([`available`]; elsewhere `gemm` serves instead). The
-//! stem too ([`convolve`]): its 7x7 windows read where they lie in the padded photo, a row's
-//! depth as 7 runs of 21 values.
+//! f32 matrix products on weights packed once at load, with their epilogue (bias, residual,
+//! ReLU) applied to the sums in registers: every convolution but Winograd's where the CPU has
+//! AVX-512 ([`available`]; elsewhere `gemm` serves instead). `gemm` packs its operands on
+//! every call, which for the last stage's 49 rows per photo cost as much as the arithmetic, and
+//! finishes its output in a second pass (stages 2-4's 1x1 products with a residual ran 0.03-0.07
+//! ms each behind ONNX Runtime's, whose weights are laid out at load and whose sums are added
+//! onto the residual). Packed in the int8 kernels' panels of 16 columns, multiplied 6 rows x 4
+//! panels at a time with AVX-512 FMAs. The stem too ([`convolve`]): its 7x7 windows read where
+//! they lie in the padded photo, a row's depth as 7 runs of 21 values.
 
 use super::dot::{PaddedShape, Runs};
 use super::parallel::{for_each_chunk, map_items, threads};
@@ -52,22 +53,39 @@ impl PackedF32 {
     }
 }
 
+/// What a tile's sums become as they are stored: `relu?(sum + residual + bias)`, in that order
+/// (`finish_row`'s), on the sums in registers.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // Read by the AVX-512 kernel.
+pub(super) struct Epilogue<'a> {
+    /// One per column.
+    pub(super) bias: &'a [f32],
+    /// `out` holds the residual: the sum is written where it was read (no fresh memory for
+    /// the output, whose lines are then in cache already).
+    pub(super) onto: bool,
+    pub(super) relu: bool,
+}
+
 /// A convolution computed straight from its padded input (`[n, padded_h, padded_w, c]`, every
 /// window inside it), without gathering windows: a window is `k` runs of `k·c` values (its
 /// rows), the pixels of an output row `stride·c` apart, so the product's kernel reads them
-/// where they lie. `out` is `[n, h, w, cols]`; `finish(strip, pixel, first column)` then runs
-/// on each pixel's strip of 64 columns. A task per output row. The stem's 7x7 windows of 3
-/// channels: gathered (7 runs of 21 values per pixel) for `gemm`, which packs them again, its
-/// 12,544 rows per photo took 1.24 ms on one thread here against ONNX Runtime's 0.94.
+/// where they lie. `out` is `[n, h, w, cols]`, `epilogue` applied to it (without a residual
+/// here). A task per output row. The stem's 7x7 windows of 3 channels: gathered (7 runs of 21
+/// values per pixel) for `gemm`, which packs them again, its 12,544 rows per photo took 1.24
+/// ms on one thread here against ONNX Runtime's 0.94.
+// Only the AVX-512 kernel reads the windows and the tiles (the only one `available` admits).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 pub(super) fn convolve(
     (padded, padded_shape): (&[f32], PaddedShape),
     (k, stride): (usize, usize),
     [n, h, w]: [usize; 3],
     weights: &PackedF32,
     out: &mut [f32],
-    finish: impl Fn(&mut [f32], usize, usize) + Send + Sync,
+    epilogue: Epilogue,
 ) {
     let (cols, ([padded_h, padded_w], c)) = (weights.cols, padded_shape);
+    assert!(!epilogue.onto, "a residual");
+    assert_eq!(epilogue.bias.len(), cols);
     assert!(available(), "the packed f32 kernel needs AVX-512");
     assert_eq!(weights.depth, k * k * c, "a window's depth");
     assert_eq!(out.len(), n * h * w * cols);
@@ -78,7 +96,6 @@ pub(super) fn convolve(
     }
     for_each_chunk(out, w * cols, |row, index| {
         // The row's windows: in bounds (asserted above).
-        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
         let (a, runs) = Runs::windows_of_row(padded, padded_shape, (k, stride), [h, w], index);
         // SAFETY: the output row's windows (sliced above) and its pixels' columns; the CPU
         // has AVX-512 (asserted).
@@ -94,34 +111,28 @@ pub(super) fn convolve(
                     weights,
                     (p0, np),
                     (o, cols),
+                    epilogue,
                 );
-            }
-        }
-        for (x, pixel) in row.chunks_exact_mut(cols).enumerate() {
-            for (c0, strip) in (0..cols)
-                .step_by(PANEL * TILE_PANELS)
-                .zip(pixel.chunks_mut(PANEL * TILE_PANELS))
-            {
-                finish(strip, index * w + x, c0);
             }
         }
     });
 }
 
-/// `out[rows, cols] = a[rows, depth] · weights`, then `finish(strip, row, first column)` on
-/// each row's strip of 64 columns. Tiles of up to 48 rows x 64 columns, at least four per
-/// core, spread over the cores. Each sum runs over the depth in order: the same bits on any
-/// thread count.
+/// `out[rows, cols] = epilogue(a[rows, depth] · weights)`. Tiles of up to 48 rows x 64
+/// columns, at least four per core, spread over the cores. Each sum runs over the depth in
+/// order: the same bits on any thread count.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // As `convolve`.
 pub(super) fn matmul(
     a: &[f32],
     weights: &PackedF32,
     out: &mut [f32],
     rows: usize,
-    finish: impl Fn(&mut [f32], usize, usize) + Send + Sync,
+    epilogue: Epilogue,
 ) {
     let (depth, cols) = (weights.depth, weights.cols);
     assert!(available(), "the packed f32 kernel needs AVX-512");
     assert!(out.len() == rows * cols);
+    assert_eq!(epilogue.bias.len(), cols);
     assert_eq!(a.len(), rows * depth);
     if rows == 0 || cols == 0 {
         return;
@@ -139,13 +150,11 @@ pub(super) fn matmul(
         let nr = tile_rows.min(rows - r0);
         let p0 = g * TILE_PANELS;
         let np = TILE_PANELS.min(cols / PANEL - p0);
-        let (c0, nc) = (p0 * PANEL, np * PANEL);
-        // Read by the AVX-512 kernel only (the only one `available` admits).
-        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+        let c0 = p0 * PANEL;
         let tile_a = &a[r0 * depth..][..nr * depth];
-        // SAFETY: the tile's rows of `a` (sliced above) and columns c0..c0+nc of those rows of
-        // `out` are in bounds (asserted above); no other tile writes them, and `out` aliases
-        // nothing else; the CPU has AVX-512 (asserted).
+        // SAFETY: the tile's rows of `a` (sliced above) and its columns of those rows of `out`
+        // are in bounds (asserted above); no other tile writes them, and `out` aliases nothing
+        // else; the CPU has AVX-512 (asserted).
         #[cfg(target_arch = "x86_64")]
         unsafe {
             x86::product(
@@ -155,13 +164,8 @@ pub(super) fn matmul(
                 weights,
                 (p0, np),
                 (out_ptr.get().add(r0 * cols + c0), cols),
+                epilogue,
             );
-        }
-        for r in r0..r0 + nr {
-            // SAFETY: as above.
-            let strip =
-                unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(r * cols + c0), nc) };
-            finish(strip, r, c0);
         }
     });
 }
@@ -171,11 +175,12 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::dot::{by_rows, row_groups};
-    use super::{PANEL, PackedF32, Runs};
+    use super::{Epilogue, PANEL, PackedF32, Runs};
 
-    /// `out = a · panels p0..p0+np` for `rows` rows, in tiles of 6 rows x 4 panels. A row's
-    /// depth is `runs`: `runs.count` runs of `runs.len` values, `runs.stride` apart (one run
-    /// of `depth` for a plain matrix; a window's rows in a padded image for `convolve`).
+    /// `out = epilogue(a · panels p0..p0+np)` for `rows` rows, in tiles of 6 rows x 4 panels.
+    /// A row's depth is `runs`: `runs.count` runs of `runs.len` values, `runs.stride` apart
+    /// (one run of `depth` for a plain matrix; a window's rows in a padded image for
+    /// `convolve`).
     ///
     /// # Safety
     /// AVX-512F; `a` holds `rows` rows (at stride `lda`) of those runs, `out` `rows` rows of
@@ -187,21 +192,28 @@ mod x86 {
         b: &PackedF32,
         (p0, np): (usize, usize),
         (out, ldo): (*mut f32, usize),
+        epilogue: Epilogue,
     ) {
+        assert!(
+            epilogue.bias.len() >= (p0 + np) * PANEL,
+            "a bias per column"
+        );
         assert_eq!(runs.count * runs.len, b.depth, "the runs make the depth");
         let stride = b.depth * PANEL;
         let mut p = 0;
         while p < np {
             let nv = if np - p >= 4 { 4 } else { 1 };
             let w = b.data[(p0 + p) * stride..].as_ptr();
+            let bias = epilogue.bias[(p0 + p) * PANEL..].as_ptr();
             for (r, mr) in row_groups(rows, 6) {
                 // SAFETY: rows r..r+mr and panels p..p+nv are in bounds (caller's promise).
                 unsafe {
                     let (x, o) = (a.add(r * lda), out.add(r * ldo + p * PANEL));
+                    let end = (bias, epilogue.onto, epilogue.relu);
                     if nv == 4 {
-                        by_rows!(mr, tile, nv = 4, (x, lda, w, stride, runs, o, ldo), [1 2 3 4 5 6]);
+                        by_rows!(mr, tile, nv = 4, ((x, lda), (w, stride), runs, (o, ldo), end), [1 2 3 4 5 6]);
                     } else {
-                        by_rows!(mr, tile, nv = 1, (x, lda, w, stride, runs, o, ldo), [1 2 3 4 5 6]);
+                        by_rows!(mr, tile, nv = 1, ((x, lda), (w, stride), runs, (o, ldo), end), [1 2 3 4 5 6]);
                     }
                 }
             }
@@ -211,13 +223,11 @@ mod x86 {
 
     #[target_feature(enable = "avx512f")]
     unsafe fn tile<const MR: usize, const NV: usize>(
-        a: *const f32,
-        lda: usize,
-        w: *const f32,
-        panel_stride: usize,
+        (a, lda): (*const f32, usize),
+        (w, panel_stride): (*const f32, usize),
         Runs { count, len, stride }: Runs,
-        out: *mut f32,
-        ldo: usize,
+        (out, ldo): (*mut f32, usize),
+        (bias, onto, relu): (*const f32, bool, bool),
     ) {
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let mut wv = [_mm512_setzero_ps(); NV];
@@ -240,8 +250,20 @@ mod x86 {
         }
         for (r, acc) in acc.iter().enumerate() {
             for (v, &acc) in acc.iter().enumerate() {
-                // SAFETY: 16 columns of row r (caller's promise).
-                unsafe { _mm512_storeu_ps(out.add(r * ldo + v * PANEL), acc) };
+                // SAFETY: 16 columns of row r of `out` and of the bias (caller's promise).
+                unsafe {
+                    let o = out.add(r * ldo + v * PANEL);
+                    let mut sum = acc;
+                    if onto {
+                        sum = _mm512_add_ps(sum, _mm512_loadu_ps(o));
+                    }
+                    sum = _mm512_add_ps(sum, _mm512_loadu_ps(bias.add(v * PANEL)));
+                    if relu {
+                        // NaN and -0 become +0, as in `finish_row`.
+                        sum = _mm512_max_ps(sum, _mm512_setzero_ps());
+                    }
+                    _mm512_storeu_ps(o, sum);
+                }
             }
         }
     }
@@ -266,9 +288,13 @@ mod tests {
             let packed = PackedF32::pack(depth, cols, &b);
             let run = || {
                 let mut out = vec![f32::NAN; rows * cols];
-                matmul(&a, &packed, &mut out, rows, |strip, _, _| {
-                    strip.iter_mut().for_each(|v| *v += 1.0)
-                });
+                let bias = vec![1.0; cols];
+                let epilogue = Epilogue {
+                    bias: &bias,
+                    onto: false,
+                    relu: false,
+                };
+                matmul(&a, &packed, &mut out, rows, epilogue);
                 out
             };
             let ours = run();
