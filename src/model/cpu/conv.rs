@@ -37,7 +37,7 @@ enum Algorithm {
     /// 3x3 stride 1, up to 256 input channels (see `winograd`): α² matrices `[in, out]`.
     Winograd {
         variant: &'static winograd::Variant,
-        weights: Vec<f32>,
+        weights: winograd::Weights,
     },
 }
 

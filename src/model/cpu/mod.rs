@@ -126,8 +126,7 @@ impl CpuResNet50 {
     }
 
     /// What computes the products, to label measurements: the int8 kernel in use, or in f32
-    /// lucy's AVX-512 kernel (with `gemm` for Winograd's products) where the CPU has it, else
-    /// `gemm`.
+    /// lucy's AVX-512 kernel where the CPU has it, else `gemm`.
     pub fn kernel_name(&self) -> &'static str {
         match (self.int8_kernel(), panel::available()) {
             (Some(kernel), _) => kernel.name(),

@@ -1,12 +1,13 @@
 //! f32 matrix products on weights packed once at load, with their epilogue (bias, residual,
-//! ReLU) applied to the sums in registers: every convolution but Winograd's where the CPU has
-//! AVX-512 ([`available`]; elsewhere `gemm` serves instead). `gemm` packs its operands on
-//! every call, which for the last stage's 49 rows per photo cost as much as the arithmetic, and
-//! finishes its output in a second pass (stages 2-4's 1x1 products with a residual ran 0.03-0.07
-//! ms each behind ONNX Runtime's, whose weights are laid out at load and whose sums are added
-//! onto the residual). Packed in the int8 kernels' panels of 16 columns, multiplied 6 rows x 4
-//! panels at a time with AVX-512 FMAs. The stem too ([`convolve`]): its 7x7 windows read where
-//! they lie in the padded photo, a row's depth as 7 runs of 21 values.
+//! ReLU) applied to the sums in registers: every f32 convolution, and Winograd's α² products,
+//! where the CPU has AVX-512 ([`available`]; elsewhere `gemm` serves instead). `gemm` packs
+//! its operands on every call, which for the last stage's 49 rows per photo (and Winograd's
+//! blocks of 14 tiles) cost as much as the arithmetic, and finishes its output in a second
+//! pass (stages 2-4's 1x1 products with a residual ran 0.03-0.07 ms each behind ONNX Runtime's,
+//! whose weights are laid out at load and whose sums are added onto the residual). Packed in
+//! the int8 kernels' panels of 16 columns, multiplied 6 rows x 4 panels at a time with AVX-512
+//! FMAs. The stem too ([`convolve`]): its 7x7 windows read where they lie in the padded photo,
+//! a row's depth as 7 runs of 21 values.
 
 use super::dot::{PaddedShape, Runs};
 use super::parallel::{for_each_chunk, map_items, threads};
@@ -32,8 +33,8 @@ pub(super) fn available() -> bool {
 /// Weights `[depth, cols]` in panels of 16 columns, each panel `depth x 16` row-major.
 #[derive(Debug)]
 pub(super) struct PackedF32 {
-    depth: usize,
-    cols: usize,
+    pub(super) depth: usize,
+    pub(super) cols: usize,
     /// Read by the AVX-512 kernel only.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     data: Vec<f32>,
@@ -51,6 +52,10 @@ impl PackedF32 {
         }
         Self { depth, cols, data }
     }
+
+    pub(super) fn bytes(&self) -> usize {
+        size_of_val(self.data.as_slice())
+    }
 }
 
 /// What a tile's sums become as they are stored: `relu?(sum + residual + bias)`, in that order
@@ -58,12 +63,44 @@ impl PackedF32 {
 #[derive(Clone, Copy)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // Read by the AVX-512 kernel.
 pub(super) struct Epilogue<'a> {
-    /// One per column.
+    /// One per column, or none (empty).
     pub(super) bias: &'a [f32],
     /// `out` holds the residual: the sum is written where it was read (no fresh memory for
     /// the output, whose lines are then in cache already).
     pub(super) onto: bool,
     pub(super) relu: bool,
+}
+
+/// `out = a · weights` for `rows` rows of `a` `lda` apart, into rows of `out` `ldo` apart:
+/// one of Winograd's α² products, which lie interleaved in memory (`winograd`). On weights
+/// packed once at load, where `gemm` packed them again for every product (stage 2's by blocks
+/// multiply 14 rows at a time).
+///
+/// # Safety
+/// `a` holds `rows` rows of `weights.depth` values at stride `lda`, `out` `rows` rows of
+/// `weights.cols` at stride `ldo`, which no other thread reads or writes meanwhile.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // As `convolve`.
+pub(super) unsafe fn strided_product(
+    (a, lda): (*const f32, usize),
+    rows: usize,
+    weights: &PackedF32,
+    (out, ldo): (*mut f32, usize),
+) {
+    assert!(available(), "the packed f32 kernel needs AVX-512");
+    let depth = weights.depth;
+    // SAFETY: the caller's promise; the CPU has AVX-512 (asserted).
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        let panels = (0, weights.cols / PANEL);
+        let runs = (lda, Runs::plain(depth));
+        // The sums as they are: Winograd's are transformed before anything is added.
+        let epilogue = Epilogue {
+            bias: &[],
+            onto: false,
+            relu: false,
+        };
+        x86::product(a, runs, rows, weights, panels, (out, ldo), epilogue);
+    }
 }
 
 /// A convolution computed straight from its padded input (`[n, padded_h, padded_w, c]`, every
@@ -194,8 +231,9 @@ mod x86 {
         (out, ldo): (*mut f32, usize),
         epilogue: Epilogue,
     ) {
+        let bias = epilogue.bias;
         assert!(
-            epilogue.bias.len() >= (p0 + np) * PANEL,
+            bias.is_empty() || bias.len() >= (p0 + np) * PANEL,
             "a bias per column"
         );
         assert_eq!(runs.count * runs.len, b.depth, "the runs make the depth");
@@ -204,7 +242,10 @@ mod x86 {
         while p < np {
             let nv = if np - p >= 4 { 4 } else { 1 };
             let w = b.data[(p0 + p) * stride..].as_ptr();
-            let bias = epilogue.bias[(p0 + p) * PANEL..].as_ptr();
+            let bias = match bias {
+                [] => std::ptr::null(),
+                bias => bias[(p0 + p) * PANEL..].as_ptr(),
+            };
             for (r, mr) in row_groups(rows, 6) {
                 // SAFETY: rows r..r+mr and panels p..p+nv are in bounds (caller's promise).
                 unsafe {
@@ -250,14 +291,17 @@ mod x86 {
         }
         for (r, acc) in acc.iter().enumerate() {
             for (v, &acc) in acc.iter().enumerate() {
-                // SAFETY: 16 columns of row r of `out` and of the bias (caller's promise).
+                // SAFETY: 16 columns of row r of `out` and of the bias unless it is null
+                // (caller's promise).
                 unsafe {
                     let o = out.add(r * ldo + v * PANEL);
                     let mut sum = acc;
                     if onto {
                         sum = _mm512_add_ps(sum, _mm512_loadu_ps(o));
                     }
-                    sum = _mm512_add_ps(sum, _mm512_loadu_ps(bias.add(v * PANEL)));
+                    if !bias.is_null() {
+                        sum = _mm512_add_ps(sum, _mm512_loadu_ps(bias.add(v * PANEL)));
+                    }
                     if relu {
                         // NaN and -0 become +0, as in `finish_row`.
                         sum = _mm512_max_ps(sum, _mm512_setzero_ps());

@@ -10,8 +10,9 @@
 //! products write `m[(t·α² + ξ)·out + co]`, and the output transform reads one tile at a time.
 
 use super::activations::{Activations, buffer, position, recycle};
+use super::panel::{self, PackedF32};
 use super::parallel::{for_each_chunk, for_each_item};
-use super::product::{finish_row, interleaved_products};
+use super::product::{SendPtr, finish_row, interleaved_products};
 
 /// One Winograd algorithm F(m x m, 3x3): its three transform matrices, row-major.
 #[derive(Debug)]
@@ -92,8 +93,73 @@ pub(super) const F4X4: Variant = Variant {
 /// Tiles per parallel task in the input transform.
 const TILES_PER_TASK: usize = 4;
 
+/// A layer's α² weight matrices `[in, out]`.
+#[derive(Debug)]
+pub(super) enum Weights {
+    /// Contiguous, for `gemm`.
+    Plain(Vec<f32>),
+    /// Each packed once in panels, for the AVX-512 kernel (`panel`), where the CPU has it.
+    Packed(Vec<PackedF32>),
+}
+
+impl Weights {
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Plain(u) => size_of_val(u.as_slice()),
+            Self::Packed(points) => points.iter().map(PackedF32::bytes).sum(),
+        }
+    }
+
+    /// The α² products interleaved in memory, for each ξ `out[t, ξ, :] = lhs[t, ξ, :] · U_ξ`
+    /// (`lhs` `[rows, points, depth]`, `out` `[rows, points, n]`): one per core at a time, or
+    /// with `alone` all on this thread (a block of a layer whose blocks the cores share).
+    fn multiply(&self, lhs: &[f32], out: &mut [f32], [rows, depth, n]: [usize; 3], alone: bool) {
+        let points = match self {
+            Self::Plain(u) => {
+                let points = u.len() / (depth * n);
+                return interleaved_products(lhs, u, out, [rows, depth, n], (points, alone));
+            }
+            Self::Packed(points) => points,
+        };
+        assert!(lhs.len() == rows * points.len() * depth && out.len() == rows * points.len() * n);
+        let out_ptr = SendPtr(out.as_mut_ptr());
+        let product = |xi: usize| {
+            assert!(
+                points[xi].depth == depth && points[xi].cols == n,
+                "U_ξ's shape"
+            );
+            let ld = points.len();
+            // SAFETY: lhs_ξ's rows start at ξ·depth, `ld·depth` apart, and out_ξ's at ξ·n,
+            // `ld·n` apart: in bounds (asserted above); product ξ alone writes out_ξ.
+            unsafe {
+                panel::strided_product(
+                    (lhs.as_ptr().add(xi * depth), ld * depth),
+                    rows,
+                    &points[xi],
+                    (out_ptr.get().add(xi * n), ld * n),
+                )
+            };
+        };
+        if alone {
+            (0..points.len()).for_each(product);
+        } else {
+            for_each_item((0..points.len()).collect(), product);
+        }
+    }
+}
+
 /// Transform 3x3 weights `[out, in, 3, 3]` into the α² `[in, out]` matrices: `U = G g Gᵀ`.
-pub(super) fn pack(variant: &Variant, oihw: &[f32], cin: usize, cout: usize) -> Vec<f32> {
+pub(super) fn pack(variant: &Variant, oihw: &[f32], cin: usize, cout: usize) -> Weights {
+    let u = transform_weights(variant, oihw, cin, cout);
+    if panel::available() && cout.is_multiple_of(16) {
+        let matrices = u.chunks_exact(cin * cout);
+        Weights::Packed(matrices.map(|m| PackedF32::pack(cin, cout, m)).collect())
+    } else {
+        Weights::Plain(u)
+    }
+}
+
+fn transform_weights(variant: &Variant, oihw: &[f32], cin: usize, cout: usize) -> Vec<f32> {
     let alpha = variant.alpha();
     let g_at = |i: usize, r: usize| variant.g[i * 3 + r];
     let mut u = vec![0.0; alpha * alpha * cin * cout];
@@ -134,14 +200,13 @@ const BLOCKED_WEIGHTS_MAX: usize = 1 << 20;
 pub(super) fn forward(
     variant: &Variant,
     x: &Activations,
-    u: &[f32],
+    u: &Weights,
     bias: &[f32],
     residual: Option<&Activations>,
     relu: bool,
 ) -> Activations {
     let (c, k, m, alpha) = (x.c, bias.len(), variant.m, variant.alpha());
     let points = alpha * alpha;
-    assert_eq!(u.len(), points * c * k, "packed weights");
     let (h, w) = (x.h, x.w);
     let (tiles_y, tiles_x) = (h.div_ceil(m), w.div_ceil(m));
     let (bt, at) = (
@@ -200,7 +265,7 @@ pub(super) fn forward(
         }
     };
     let mut out = buffer(x.n * h * w * k);
-    if size_of_val(u) <= BLOCKED_WEIGHTS_MAX {
+    if u.bytes() <= BLOCKED_WEIGHTS_MAX {
         // A block: one row of tiles, i.e. up to m rows of one image's output.
         let blocks: Vec<(usize, usize, &mut [f32])> = out
             .chunks_mut(h * w * k)
@@ -216,7 +281,7 @@ pub(super) fn forward(
             transform_input(&mut v, &|tx| (b, ty, tx));
             let mut products = BLOCK_M.take();
             products.resize(tiles_x * points * k, 0.0);
-            interleaved_products(&v, u, &mut products, [tiles_x, c, k], (points, true));
+            u.multiply(&v, &mut products, [tiles_x, c, k], true);
             BLOCK_V.set(v);
             for (dy, row_out) in rows_out.chunks_mut(w * k).enumerate() {
                 transform_output(row_out, b * h + m * ty + dy, m * ty + dy, &products);
@@ -232,7 +297,7 @@ pub(super) fn forward(
         });
         // The α² products M_ξ = V_ξ U_ξ, one per core at a time.
         let mut products = buffer(tiles * points * k);
-        interleaved_products(&v, u, &mut products, [tiles, c, k], (points, false));
+        u.multiply(&v, &mut products, [tiles, c, k], false);
         recycle(v);
         // One output row at a time.
         for_each_chunk(&mut out, w * k, |row_out, row| {
