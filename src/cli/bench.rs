@@ -73,7 +73,7 @@ fn cpu_backbone(
 }
 
 /// What a CPU backbone's products compute with (`CpuResNet50::kernel_name`); None for burn's.
-fn kernel_of(backbone: &Backbone) -> Option<&'static str> {
+fn products_kernel(backbone: &Backbone) -> Option<&'static str> {
     match backbone {
         Backbone::Cpu(model) => Some(model.kernel_name()),
         Backbone::Burn(_) => None,
@@ -112,7 +112,7 @@ pub fn run(weights: &Path, args: BenchArgs) -> Result<ExitCode> {
     for precision in [Precision::F32, Precision::Int8] {
         let started = Instant::now();
         let backbone = cpu_backbone(&dir, precision, args.int8_kernel)?;
-        let kernel = kernel_of(&backbone);
+        let kernel = products_kernel(&backbone);
         let classifier = Classifier::new(backbone, dir.head(IMAGENET_HEAD)?, &device)?;
         let load = started.elapsed();
         for &batch in &args.batches {
@@ -189,10 +189,10 @@ fn layers(weights: &Path, args: &BenchArgs) -> Result<ExitCode> {
     let dir = WeightsDir::open(weights)?;
     let precision = Precision::from(args.precision);
     let backbone = cpu_backbone(&dir, precision, args.int8_kernel)?;
-    let kernel = kernel_of(&backbone).unwrap_or("burn");
     let Backbone::Cpu(model) = backbone else {
         anyhow::bail!("the CPU backbone did not load");
     };
+    let kernel = model.kernel_name();
     let batch = args.batches.first().copied().unwrap_or(1).max(1);
     let input: Vec<f32> = (0..batch).flat_map(|_| synthetic_input().chw).collect();
     // Each layer's times over the passes (their minimum and median are reported).

@@ -130,7 +130,8 @@ impl PackedConv {
         let in_place = !self.gathers()
             && match &self.weights {
                 Algorithm::Im2col(_) => splits_by_rows(rows, cout),
-                _ => true,
+                Algorithm::Packed(_) => true,
+                Algorithm::Winograd { .. } => unreachable!("returned above"),
             };
         let (mut out, residual, onto) = match residual {
             Some(mut residual) if in_place => (std::mem::take(&mut residual.data), None, true),
@@ -164,6 +165,7 @@ impl PackedConv {
         } else {
             Cow::Owned(self.im2col(x, h, w))
         };
+        // `finish` for `gemm`'s products (after each block), `epilogue` for the packed kernel's.
         let epilogue = panel::Epilogue {
             bias: &self.bias,
             onto,
@@ -182,7 +184,10 @@ impl PackedConv {
             Algorithm::Im2col(weight) => {
                 matmul(&cols, weight, (&mut out, onto), [rows, depth, cout], finish)
             }
-            Algorithm::Packed(weights) => panel::matmul(&cols, weights, &mut out, rows, epilogue),
+            Algorithm::Packed(weights) => {
+                assert!(residual.is_none(), "the residual is added in place");
+                panel::matmul(&cols, weights, &mut out, rows, epilogue)
+            }
             Algorithm::Winograd { .. } => unreachable!("returned above"),
         }
         if let Cow::Owned(cols) = cols {
@@ -407,7 +412,12 @@ mod tests {
             // Winograd's whole-layer phases (weights over 1 MB; those above run by blocks).
             (128, 64, 3, 1, 1, 7, false, true),
             (136, 136, 3, 1, 1, 6, false, false),
-            // The last stage's (packed panels, where the CPU has AVX-512).
+            // F(2x2) with whole panels of outputs (with AVX-512, its products packed), by
+            // blocks and in whole-layer phases.
+            (136, 16, 3, 1, 1, 6, false, true),
+            (144, 128, 3, 1, 1, 6, false, false),
+            // The last stage's shapes (with AVX-512, like every layer whose outputs are whole
+            // panels of 16, on the packed kernel).
             (512, 512, 3, 1, 1, 3, false, false),
             (512, 528, 1, 1, 0, 3, false, true),
             (8, 16, 1, 1, 0, 7, false, true),

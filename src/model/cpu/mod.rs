@@ -7,11 +7,12 @@
 //!   convolution *is* a matrix product on the activation as it lies in memory, and the
 //!   im2col rows of other convolutions are runs of contiguous channels.
 //! - Weights are packed once at load into the `[kernel·kernel·in, out]` matrix the product needs.
-//! - Each convolution is one `gemm` product (the crate burn's own CPU backend uses, here with
-//!   its AVX-512 kernels where the CPU has them), split into two blocks per core; each core
-//!   then adds the bias and the residual and applies the ReLU to its block while it is in
-//!   cache.
-//! - The 3x3 layers of stages 2–4 use Winograd's algorithm instead (see `winograd`).
+//! - Each convolution is one product: where the CPU has AVX-512, lucy's kernel over weights
+//!   packed once (`panel`), which adds the bias and the residual and applies the ReLU to the
+//!   sums in registers; elsewhere a `gemm` product (the crate burn's own CPU backend uses),
+//!   split into two blocks per core, each core finishing its block while it is in cache.
+//! - The 3x3 layers of stages 2–4 use Winograd's algorithm instead (see `winograd`), its
+//!   products on the same kernels.
 //! - Or, in [`Arithmetic::Int8`], every convolution multiplies the int8 weights with u8
 //!   activations in i32 (see `quantized` and `dot`).
 //! - Natively every step runs on all cores (`parallel`); in the browser too when the page is

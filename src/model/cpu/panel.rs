@@ -35,8 +35,6 @@ pub(super) fn available() -> bool {
 pub(super) struct PackedF32 {
     pub(super) depth: usize,
     pub(super) cols: usize,
-    /// Read by the AVX-512 kernel only.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     data: Vec<f32>,
 }
 
@@ -231,6 +229,7 @@ mod x86 {
         (out, ldo): (*mut f32, usize),
         epilogue: Epilogue,
     ) {
+        assert!((p0 + np) * PANEL <= b.cols, "the panels");
         let bias = epilogue.bias;
         assert!(
             bias.is_empty() || bias.len() >= (p0 + np) * PANEL,
@@ -303,7 +302,8 @@ mod x86 {
                         sum = _mm512_add_ps(sum, _mm512_loadu_ps(bias.add(v * PANEL)));
                     }
                     if relu {
-                        // NaN and -0 become +0, as in `finish_row`.
+                        // NaN and -0 become +0, as in `finish_row`: `max` returns its second
+                        // operand when either is NaN or both are zero.
                         sum = _mm512_max_ps(sum, _mm512_setzero_ps());
                     }
                     _mm512_storeu_ps(o, sum);
@@ -357,5 +357,46 @@ mod tests {
             }
             assert_eq!(crate::model::cpu::on_one_thread(run), ours);
         }
+    }
+
+    /// The epilogue onto a residual in place, with the ReLU: `relu(sum + residual + bias)` in
+    /// that order, as `finish_row` computes it (a NaN and negatives become +0).
+    #[test]
+    fn the_epilogue_adds_onto_the_residual_and_rectifies() {
+        if !available() {
+            return;
+        }
+        let [rows, depth, cols] = [13, 24, 80];
+        let a: Vec<f32> = (0..rows * depth)
+            .map(|i| (i % 11) as f32 * 0.5 - 2.0)
+            .collect();
+        let b: Vec<f32> = (0..depth * cols).map(|i| (i % 5) as f32 - 2.0).collect();
+        let bias: Vec<f32> = (0..cols).map(|i| i as f32 * 0.25 - 9.0).collect();
+        let mut residual: Vec<f32> = (0..rows * cols).map(|i| (i % 17) as f32 - 8.0).collect();
+        residual[7] = f32::NAN;
+        let packed = PackedF32::pack(depth, cols, &b);
+        let mut out = residual.clone();
+        let epilogue = Epilogue {
+            bias: &bias,
+            onto: true,
+            relu: true,
+        };
+        matmul(&a, &packed, &mut out, rows, epilogue);
+        for r in 0..rows {
+            for c in 0..cols {
+                let sum: f32 = (0..depth).map(|k| a[r * depth + k] * b[k * cols + c]).sum();
+                let mut expected = [sum];
+                let skip = [residual[r * cols + c]];
+                super::super::product::finish_row(
+                    &mut expected,
+                    &bias[c..][..1],
+                    Some(&skip),
+                    true,
+                );
+                let ours = out[r * cols + c];
+                assert_eq!(ours.to_bits(), expected[0].to_bits(), "at {r}, {c}");
+            }
+        }
+        assert!(out.contains(&0.0) && out.iter().any(|&v| v > 0.0));
     }
 }

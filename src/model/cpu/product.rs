@@ -281,8 +281,8 @@ widest! {
 fn finish<const SKIP: bool, const RELU: bool>(row: &mut [f32], bias: &[f32], skip: &[f32]) {
     for i in 0..row.len() {
         // The residual before the bias: the order of a product added onto its residual in
-        // place (`matmul`'s `onto`), so a photo's bits do not depend on which one its batch
-        // size picks.
+        // place (`matmul`'s `onto`, and the packed kernel's epilogue), so a photo's bits do not
+        // depend on which one its batch size picks.
         let mut v = row[i];
         if SKIP {
             v += skip[i];

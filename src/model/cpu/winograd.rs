@@ -113,37 +113,41 @@ impl Weights {
     /// The α² products interleaved in memory, for each ξ `out[t, ξ, :] = lhs[t, ξ, :] · U_ξ`
     /// (`lhs` `[rows, points, depth]`, `out` `[rows, points, n]`): one per core at a time, or
     /// with `alone` all on this thread (a block of a layer whose blocks the cores share).
-    fn multiply(&self, lhs: &[f32], out: &mut [f32], [rows, depth, n]: [usize; 3], alone: bool) {
-        let points = match self {
+    fn multiply(
+        &self,
+        lhs: &[f32],
+        out: &mut [f32],
+        [rows, depth, n]: [usize; 3],
+        (points, alone): (usize, bool),
+    ) {
+        let matrices = match self {
             Self::Plain(u) => {
-                let points = u.len() / (depth * n);
-                return interleaved_products(lhs, u, out, [rows, depth, n], (points, alone));
+                interleaved_products(lhs, u, out, [rows, depth, n], (points, alone));
+                return;
             }
-            Self::Packed(points) => points,
+            Self::Packed(matrices) => matrices,
         };
-        assert!(lhs.len() == rows * points.len() * depth && out.len() == rows * points.len() * n);
+        assert_eq!(matrices.len(), points, "a matrix per point");
+        assert!(lhs.len() == rows * points * depth && out.len() == rows * points * n);
         let out_ptr = SendPtr(out.as_mut_ptr());
         let product = |xi: usize| {
-            assert!(
-                points[xi].depth == depth && points[xi].cols == n,
-                "U_ξ's shape"
-            );
-            let ld = points.len();
-            // SAFETY: lhs_ξ's rows start at ξ·depth, `ld·depth` apart, and out_ξ's at ξ·n,
-            // `ld·n` apart: in bounds (asserted above); product ξ alone writes out_ξ.
+            let u = &matrices[xi];
+            assert!(u.depth == depth && u.cols == n, "U_ξ's shape");
+            // SAFETY: lhs_ξ's rows start at ξ·depth, `points·depth` apart, and out_ξ's at ξ·n,
+            // `points·n` apart: in bounds (asserted above); product ξ alone writes out_ξ.
             unsafe {
                 panel::strided_product(
-                    (lhs.as_ptr().add(xi * depth), ld * depth),
+                    (lhs.as_ptr().add(xi * depth), points * depth),
                     rows,
-                    &points[xi],
-                    (out_ptr.get().add(xi * n), ld * n),
+                    u,
+                    (out_ptr.get().add(xi * n), points * n),
                 )
             };
         };
         if alone {
-            (0..points.len()).for_each(product);
+            (0..points).for_each(product);
         } else {
-            for_each_item((0..points.len()).collect(), product);
+            for_each_item((0..points).collect(), product);
         }
     }
 }
@@ -281,7 +285,7 @@ pub(super) fn forward(
             transform_input(&mut v, &|tx| (b, ty, tx));
             let mut products = BLOCK_M.take();
             products.resize(tiles_x * points * k, 0.0);
-            u.multiply(&v, &mut products, [tiles_x, c, k], true);
+            u.multiply(&v, &mut products, [tiles_x, c, k], (points, true));
             BLOCK_V.set(v);
             for (dy, row_out) in rows_out.chunks_mut(w * k).enumerate() {
                 transform_output(row_out, b * h + m * ty + dy, m * ty + dy, &products);
@@ -297,7 +301,7 @@ pub(super) fn forward(
         });
         // The α² products M_ξ = V_ξ U_ξ, one per core at a time.
         let mut products = buffer(tiles * points * k);
-        u.multiply(&v, &mut products, [tiles, c, k], false);
+        u.multiply(&v, &mut products, [tiles, c, k], (points, false));
         recycle(v);
         // One output row at a time.
         for_each_chunk(&mut out, w * k, |row_out, row| {
