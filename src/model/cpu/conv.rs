@@ -401,6 +401,9 @@ mod tests {
             // With AVX-512, packed: a projection (stride 2, no ReLU), a 1x1 onto its residual.
             (16, 32, 1, 2, 0, 9, true, false),
             (24, 48, 1, 1, 0, 5, false, true),
+            // Outputs not whole panels of 16: on `gemm` everywhere, split by rows and so
+            // adding onto its residual in place (the path of every 1x1 without AVX-512).
+            (8, 24, 1, 1, 0, 7, false, true),
             // Winograd F(4x4) then F(2x2) (odd and even sides, with a residual), by blocks of
             // tile rows, and im2col for a 3x3 with over 256 inputs.
             (8, 8, 3, 1, 1, 7, false, false),
