@@ -106,7 +106,7 @@ impl Weights {
     fn bytes(&self) -> usize {
         match self {
             Self::Plain(u) => size_of_val(u.as_slice()),
-            Self::Packed(points) => points.iter().map(PackedF32::bytes).sum(),
+            Self::Packed(matrices) => matrices.iter().map(PackedF32::bytes).sum(),
         }
     }
 
@@ -152,7 +152,8 @@ impl Weights {
     }
 }
 
-/// Transform 3x3 weights `[out, in, 3, 3]` into the α² `[in, out]` matrices: `U = G g Gᵀ`.
+/// Transform 3x3 weights `[out, in, 3, 3]` into the α² `[in, out]` matrices (`U = G g Gᵀ`),
+/// packed for the AVX-512 kernel where the CPU has it and they are whole panels of 16.
 pub(super) fn pack(variant: &Variant, oihw: &[f32], cin: usize, cout: usize) -> Weights {
     let u = transform_weights(variant, oihw, cin, cout);
     if panel::available() && cout.is_multiple_of(16) {
@@ -163,6 +164,7 @@ pub(super) fn pack(variant: &Variant, oihw: &[f32], cin: usize, cout: usize) -> 
     }
 }
 
+/// `U = G g Gᵀ` for each pair of channels: `u[((i·α + j)·in + ci)·out + co]`.
 fn transform_weights(variant: &Variant, oihw: &[f32], cin: usize, cout: usize) -> Vec<f32> {
     let alpha = variant.alpha();
     let g_at = |i: usize, r: usize| variant.g[i * 3 + r];
