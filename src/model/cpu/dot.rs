@@ -221,7 +221,15 @@ pub(super) fn product(
             // SAFETY: the CPU has AVX-512 VNNI (asserted); bounds asserted above.
             unsafe {
                 let runs = Runs::plain(depth);
-                x86::vnni(a.as_ptr(), (lda, runs), rows, b, first_panel, panels, out)
+                let store = x86::Store::Sums(out.as_mut_ptr());
+                x86::vnni(
+                    a.as_ptr(),
+                    (lda, runs),
+                    rows,
+                    b,
+                    (first_panel, panels),
+                    store,
+                );
             }
         }
         #[cfg(target_arch = "x86_64")]
@@ -260,8 +268,72 @@ pub(super) fn product_runs(
     // SAFETY: the CPU has AVX-512 VNNI (asserted); bounds asserted above.
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        x86::vnni(a.as_ptr(), (lda, runs), rows, b, first_panel, panels, out)
+        let store = x86::Store::Sums(out.as_mut_ptr());
+        x86::vnni(
+            a.as_ptr(),
+            (lda, runs),
+            rows,
+            b,
+            (first_panel, panels),
+            store,
+        );
     }
+}
+
+/// How the VNNI kernel can finish its sums itself, in registers (instead of writing them for
+/// `quantized::finish_int8_tile` to read back): `relu?(sum · factor + bias + out)`, `out` the
+/// residual when `onto`, in that function's order (the same bits).
+#[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // Read by the VNNI kernel.
+pub(super) struct Dequantize<'a> {
+    /// Per column of the product's panels: the input's scale times the column's.
+    pub(super) factors: &'a [f32],
+    pub(super) bias: &'a [f32],
+    pub(super) onto: bool,
+    pub(super) relu: bool,
+}
+
+/// [`product_runs`] (or a plain product, `runs` one run of the depth) finished by `dequantize`
+/// into `out` (`rows` rows `ldo` apart, from the product's first column): returns the largest
+/// value written (0 without a ReLU). VNNI only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // As `product_runs`.
+pub(super) fn product_dequantized(
+    (a, lda, runs): (&[u8], usize, Runs),
+    rows: usize,
+    b: &PackedInt8,
+    (first_panel, panels): (usize, usize),
+    (out, ldo): (&mut [f32], usize),
+    dequantize: Dequantize,
+) -> f32 {
+    assert!(Int8Kernel::Vnni512.available(), "needs AVX-512 VNNI");
+    assert!(runs.count * runs.len == b.depth && runs.len.is_multiple_of(4));
+    let last = (runs.count - 1) * runs.stride + runs.len;
+    assert!(rows == 0 || a.len() >= (rows - 1) * lda + last);
+    let cols = panels * PANEL;
+    assert!(first_panel + panels <= b.panels() && ldo >= cols);
+    assert!(rows == 0 || out.len() >= (rows - 1) * ldo + cols);
+    assert!(dequantize.factors.len() >= cols && dequantize.bias.len() >= cols);
+    #[cfg(target_arch = "x86_64")]
+    {
+        let store = x86::Store::Dequantized {
+            out: out.as_mut_ptr(),
+            ldo,
+            dequantize,
+        };
+        // SAFETY: the CPU has AVX-512 VNNI (asserted); bounds asserted above.
+        unsafe {
+            x86::vnni(
+                a.as_ptr(),
+                (lda, runs),
+                rows,
+                b,
+                (first_panel, panels),
+                store,
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("VNNI is x86-64's")
 }
 
 fn portable(
@@ -323,24 +395,38 @@ pub(super) fn row_groups(rows: usize, size: usize) -> impl Iterator<Item = (usiz
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{PANEL, PackedInt8, Runs, row_groups};
+    use super::{Dequantize, PANEL, PackedInt8, Runs, row_groups};
 
-    /// Tiles of 6 rows x 4 panels (24 accumulators of the 32 registers).
+    /// Where the VNNI kernel's tiles go: their i32 sums (`rows x 16·panels`, row-major), or
+    /// dequantized f32 values (rows `ldo` apart).
+    #[derive(Clone, Copy)]
+    pub(super) enum Store<'a> {
+        Sums(*mut i32),
+        Dequantized {
+            out: *mut f32,
+            ldo: usize,
+            dequantize: Dequantize<'a>,
+        },
+    }
+
+    /// Tiles of 6 rows x 4 panels (24 accumulators of the 32 registers). Returns the largest
+    /// dequantized value (0 for sums, or without a ReLU).
     ///
     /// # Safety
     /// AVX-512 VNNI; `a` holds `rows` rows at stride `lda`, each `runs` (making `b.depth`
     /// bytes, each run a multiple of 4), `b` has the panels `first_panel..first_panel +
-    /// panels`, `out` holds `rows x 16·panels`.
+    /// panels`, the store holds `rows x 16·panels` (and its factors and bias `16·panels`).
+    #[target_feature(enable = "avx512f,avx512vnni")]
     pub(super) unsafe fn vnni(
         a: *const u8,
         (lda, runs): (usize, Runs),
         rows: usize,
         b: &PackedInt8,
-        first_panel: usize,
-        panels: usize,
-        out: &mut [i32],
-    ) {
-        let (ldo, stride) = (panels * PANEL, b.depth * PANEL);
+        (first_panel, panels): (usize, usize),
+        store: Store,
+    ) -> f32 {
+        let stride = b.depth * PANEL;
+        let mut max = _mm512_setzero_si512();
         let mut p = 0;
         while p < panels {
             let nv = if panels - p >= 4 { 4 } else { 1 };
@@ -348,16 +434,51 @@ mod x86 {
             for (r, mr) in row_groups(rows, 6) {
                 // SAFETY: rows r..r+mr and panels p..p+nv are in bounds (caller's promise).
                 unsafe {
-                    let (x, o) = (a.add(r * lda), out.as_mut_ptr().add(r * ldo + p * PANEL));
-                    if nv == 4 {
-                        by_rows!(mr, vnni_tile, nv = 4, (x, lda, w, stride, runs, o, ldo), [1 2 3 4 5 6]);
+                    let x = a.add(r * lda);
+                    let (col, store) = (p * PANEL, store);
+                    let end = match store {
+                        Store::Sums(out) => {
+                            End::Sums(out.add(r * panels * PANEL + col), panels * PANEL)
+                        }
+                        Store::Dequantized {
+                            out,
+                            ldo,
+                            dequantize,
+                        } => End::Dequantized {
+                            out: out.add(r * ldo + col),
+                            ldo,
+                            factors: dequantize.factors.as_ptr().add(col),
+                            bias: dequantize.bias.as_ptr().add(col),
+                            onto: dequantize.onto,
+                            relu: dequantize.relu,
+                        },
+                    };
+                    let tile_max = if nv == 4 {
+                        by_rows!(mr, vnni_tile, nv = 4, (x, lda, w, stride, runs, end), [1 2 3 4 5 6])
                     } else {
-                        by_rows!(mr, vnni_tile, nv = 1, (x, lda, w, stride, runs, o, ldo), [1 2 3 4 5 6]);
-                    }
+                        by_rows!(mr, vnni_tile, nv = 1, (x, lda, w, stride, runs, end), [1 2 3 4 5 6])
+                    };
+                    max = _mm512_max_epu32(max, tile_max);
                 }
             }
             p += nv;
         }
+        // The values are ≥ 0 (after the ReLU) where a maximum is kept: their bits order them.
+        f32::from_bits(_mm512_reduce_max_epu32(max))
+    }
+
+    /// One tile's end, at its first row and column.
+    #[derive(Clone, Copy)]
+    enum End {
+        Sums(*mut i32, usize),
+        Dequantized {
+            out: *mut f32,
+            ldo: usize,
+            factors: *const f32,
+            bias: *const f32,
+            onto: bool,
+            relu: bool,
+        },
     }
 
     #[target_feature(enable = "avx512f,avx512vnni")]
@@ -367,9 +488,8 @@ mod x86 {
         w: *const i8,
         panel_stride: usize,
         Runs { count, len, stride }: Runs,
-        out: *mut i32,
-        ldo: usize,
-    ) {
+        end: End,
+    ) -> __m512i {
         let mut acc = [[_mm512_setzero_si512(); NV]; MR];
         let mut wv = [_mm512_setzero_si512(); NV];
         for run in 0..count {
@@ -390,12 +510,45 @@ mod x86 {
                 }
             }
         }
+        let mut max = _mm512_setzero_si512();
         for (r, acc) in acc.iter().enumerate() {
             for (v, &acc) in acc.iter().enumerate() {
-                // SAFETY: 16 columns of row r (caller's promise).
-                unsafe { _mm512_storeu_si512(out.add(r * ldo + v * PANEL).cast(), acc) };
+                // SAFETY: 16 columns of row r, of the factors and of the bias (caller's
+                // promise).
+                unsafe {
+                    match end {
+                        End::Sums(out, ldo) => {
+                            _mm512_storeu_si512(out.add(r * ldo + v * PANEL).cast(), acc)
+                        }
+                        End::Dequantized {
+                            out,
+                            ldo,
+                            factors,
+                            bias,
+                            onto,
+                            relu,
+                        } => {
+                            // `quantized::finish`'s steps and roundings: a product, then sums.
+                            let o = out.add(r * ldo + v * PANEL);
+                            let factor = _mm512_loadu_ps(factors.add(v * PANEL));
+                            let mut y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), factor);
+                            y = _mm512_add_ps(y, _mm512_loadu_ps(bias.add(v * PANEL)));
+                            if onto {
+                                y = _mm512_add_ps(y, _mm512_loadu_ps(o));
+                            }
+                            if relu {
+                                // As `if v > 0.0 { v } else { 0.0 }`: `max` returns its second
+                                // operand for a NaN or two zeros.
+                                y = _mm512_max_ps(y, _mm512_setzero_ps());
+                                max = _mm512_max_epu32(max, _mm512_castps_si512(y));
+                            }
+                            _mm512_storeu_ps(o, y);
+                        }
+                    }
+                }
             }
         }
+        max
     }
 
     /// Tiles of 2 rows x 1 panel: bytes widened to i16, `vpmaddwd` multiplies pairs.

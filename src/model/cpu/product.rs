@@ -5,9 +5,11 @@
 //! output that no safe slice can describe.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use super::dot::{
-    Int8Kernel, PANEL, PackedInt8, PaddedShape, Runs, product as int8_product, product_runs,
+    Dequantize, Int8Kernel, PANEL, PackedInt8, PaddedShape, Runs, product as int8_product,
+    product_dequantized, product_runs,
 };
 use super::parallel::{for_each_chunk, for_each_item, threads};
 use super::simd::widest;
@@ -138,6 +140,44 @@ thread_local! {
     static TILE_OUT: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
+/// An int8 product's epilogue done by the VNNI kernel on its sums in registers
+/// (`dot::product_dequantized`), the same as its `finish` would: a third of the epilogue's time
+/// went to writing the i32 sums and reading them back. Used where the kernel is VNNI and a
+/// tile's rows are whole rows of one photo; elsewhere `finish`.
+pub(super) struct InKernel<'a> {
+    /// Each photo's (`[photos, cout]`): the input's scale times each column's.
+    pub(super) factors: &'a [f32],
+    pub(super) bias: &'a [f32],
+    pub(super) onto: bool,
+    pub(super) relu: bool,
+    /// Output rows per photo.
+    pub(super) pixels: usize,
+    /// Each photo's largest value, raised as bits (as `finish` raises it).
+    pub(super) maxima: &'a [AtomicU32],
+}
+
+impl InKernel<'_> {
+    /// The epilogue for `nr` rows from row `first` and `columns`, if they are one photo's.
+    fn dequantize(
+        &self,
+        first: usize,
+        nr: usize,
+        columns: &Range<usize>,
+    ) -> Option<(usize, Dequantize<'_>)> {
+        let photo = first / self.pixels;
+        let cout = self.bias.len();
+        ((first + nr - 1) / self.pixels == photo).then(|| {
+            let dequantize = Dequantize {
+                factors: &self.factors[photo * cout..][columns.clone()],
+                bias: &self.bias[columns.clone()],
+                onto: self.onto,
+                relu: self.relu,
+            };
+            (photo, dequantize)
+        })
+    }
+}
+
 /// `out[rows, cout] = dequantize(a[rows, depth] · weights)`. Each tile (48 rows x all
 /// columns; on products of few rows, x a share of the columns so that every core has four
 /// tiles) has `fill(rows, first row)` write its rows of `a` (u8, `depth` each: quantized and
@@ -145,14 +185,17 @@ thread_local! {
 /// 64 columns at a time, hands the i32 sums (which it may change) to `finish((tile, stride),
 /// sums, first row, columns)`, which writes the f32 tile (`rows x 64`, rows `stride` apart)
 /// while both are in cache. When `onto`, the tile `finish` gets holds `out`'s values there (a
-/// residual to add), and its result replaces them.
+/// residual to add), and its result replaces them. Or `in_kernel` does that in the kernel.
 pub(super) fn int8_matmul(
     kernel: Int8Kernel,
     weights: &PackedInt8,
     (out, onto): (&mut [f32], bool),
     [rows, cout]: [usize; 2],
     fill: impl Fn(&mut [u8], usize) + Send + Sync,
-    finish: impl Fn((&mut [f32], usize), &mut [i32], usize, Range<usize>) + Send + Sync,
+    (finish, in_kernel): (
+        impl Fn((&mut [f32], usize), &mut [i32], usize, Range<usize>) + Send + Sync,
+        Option<&InKernel>,
+    ),
 ) {
     let (depth, panels) = (weights.depth(), weights.panels());
     assert!(panels * PANEL == cout && out.len() == rows * cout);
@@ -190,9 +233,20 @@ pub(super) fn int8_matmul(
             let p0 = group * INT8_TILE_PANELS;
             let np = INT8_TILE_PANELS.min(panels - p0);
             let (c0, nc) = (p0 * PANEL, np * PANEL);
+            let columns = c0..c0 + nc;
+            let vnni = kernel == Int8Kernel::Vnni512;
+            let fused = in_kernel.filter(|_| vnni && own_rows.is_some());
+            if let Some((photo, dequantize)) = fused.and_then(|k| k.dequantize(r0, nr, &columns)) {
+                let rows = own_rows.as_deref_mut().expect("whole rows");
+                let a = (a.as_slice(), depth, Runs::plain(depth));
+                let out = (&mut rows[c0..], cout);
+                let max = product_dequantized(a, nr, weights, (p0, np), out, dequantize);
+                let maxima = &in_kernel.expect("fused").maxima;
+                maxima[photo].fetch_max(max.to_bits(), Relaxed);
+                continue;
+            }
             sums.resize(nr * nc, 0);
             int8_product(kernel, (&a, depth), nr, weights, (p0, np), &mut sums);
-            let columns = c0..c0 + nc;
             if let Some(rows) = own_rows.as_deref_mut() {
                 finish((&mut rows[c0..], cout), &mut sums, r0, columns);
                 continue;
@@ -228,15 +282,18 @@ pub(super) fn int8_matmul(
 /// quantized input with the padding around it (`[n, padded_h, padded_w, c]`): a task per
 /// output row, whose pixels' windows are `k` runs of `k·c` bytes, `c` apart from one pixel to
 /// the next — the kernel reads them where they lie instead of a tile's gathered rows (the
-/// gathering took 15 % of stage 2's 3x3 layers). `finish` as for [`int8_matmul`]'s tiles of
-/// whole rows, an output row at a time.
+/// gathering took 15 % of stage 2's 3x3 layers). `finish` (or `in_kernel`) as for
+/// [`int8_matmul`]'s tiles of whole rows, an output row at a time.
 pub(super) fn int8_convolve(
     weights: &PackedInt8,
     (padded, padded_shape): (&[u8], PaddedShape),
     k: usize,
     [n, h, w]: [usize; 3],
     out: &mut [f32],
-    finish: impl Fn((&mut [f32], usize), &mut [i32], usize, Range<usize>) + Send + Sync,
+    (finish, in_kernel): (
+        impl Fn((&mut [f32], usize), &mut [i32], usize, Range<usize>) + Send + Sync,
+        Option<&InKernel>,
+    ),
 ) {
     let (panels, cout) = (weights.panels(), weights.panels() * PANEL);
     let ([padded_h, padded_w], c) = padded_shape;
@@ -250,6 +307,14 @@ pub(super) fn int8_convolve(
         for p0 in (0..panels).step_by(INT8_TILE_PANELS) {
             let np = INT8_TILE_PANELS.min(panels - p0);
             let columns = p0 * PANEL..(p0 + np) * PANEL;
+            let fused = in_kernel.and_then(|k| k.dequantize(index * w, w, &columns));
+            if let Some((photo, dequantize)) = fused {
+                let out = (&mut row[columns.start..], cout);
+                let max = product_dequantized((a, c, runs), w, weights, (p0, np), out, dequantize);
+                let maxima = &in_kernel.expect("fused").maxima;
+                maxima[photo].fetch_max(max.to_bits(), Relaxed);
+                continue;
+            }
             sums.resize(w * columns.len(), 0);
             product_runs((a, c, runs), w, weights, (p0, np), &mut sums);
             finish(

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use super::activations::{Activations, buffer, recycle};
 use super::conv::Window;
 use super::dot::{Int8Kernel, PackedInt8};
-use super::product::{int8_convolve, int8_matmul};
+use super::product::{InKernel, int8_convolve, int8_matmul};
 use super::simd::widest;
 use crate::model::quant::quantize_per_channel;
 use crate::model::resnet::ConvSpec;
@@ -346,6 +346,16 @@ impl Int8Conv {
                     photo_maxima[b].fetch_max(max.to_bits(), Relaxed);
                 }
             };
+        // On VNNI the kernel finishes its tiles itself (the same bits), but for a signed input.
+        let in_kernel = (kernel == Int8Kernel::Vnni512 && zero_sums.is_none()).then(|| InKernel {
+            factors: &factors,
+            bias: &self.bias,
+            onto,
+            relu: self.relu,
+            pixels,
+            maxima: &photo_maxima,
+        });
+        let finish = (finish, in_kernel.as_ref());
         match &quantized {
             Some((xq, padded)) if self.reads_in_place(kernel, w) => {
                 let shape = [x.n, h, w];
