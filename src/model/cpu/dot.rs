@@ -217,21 +217,13 @@ pub(super) fn product(
     );
     match kernel {
         #[cfg(target_arch = "x86_64")]
-        Int8Kernel::Vnni512 => {
-            // SAFETY: the CPU has AVX-512 VNNI (asserted); bounds asserted above.
-            unsafe {
-                let runs = Runs::plain(depth);
-                let store = x86::Store::Sums(out.as_mut_ptr());
-                x86::vnni(
-                    a.as_ptr(),
-                    (lda, runs),
-                    rows,
-                    b,
-                    (first_panel, panels),
-                    store,
-                );
-            }
-        }
+        Int8Kernel::Vnni512 => product_runs(
+            (a, lda, Runs::plain(depth)),
+            rows,
+            b,
+            (first_panel, panels),
+            out,
+        ),
         #[cfg(target_arch = "x86_64")]
         Int8Kernel::Avx2 => {
             // SAFETY: the CPU has AVX2 (asserted); bounds asserted above.
@@ -260,24 +252,29 @@ pub(super) fn product_runs(
     (first_panel, panels): (usize, usize),
     out: &mut [i32],
 ) {
-    assert!(Int8Kernel::Vnni512.available(), "runs need AVX-512 VNNI");
-    assert!(runs.count * runs.len == b.depth && runs.len.is_multiple_of(4));
-    let last = (runs.count - 1) * runs.stride + runs.len;
-    assert!(rows == 0 || a.len() >= (rows - 1) * lda + last);
+    check_runs((a, lda, runs), rows, b);
     assert!(first_panel + panels <= b.panels() && out.len() == rows * panels * PANEL);
     // SAFETY: the CPU has AVX-512 VNNI (asserted); bounds asserted above.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         let store = x86::Store::Sums(out.as_mut_ptr());
         x86::vnni(
-            a.as_ptr(),
-            (lda, runs),
+            (a.as_ptr(), lda, runs),
             rows,
             b,
             (first_panel, panels),
             store,
         );
     }
+}
+
+/// What the VNNI kernel needs of rows whose depth is `runs`: the CPU, runs of whole groups of
+/// 4 bytes making the weights' depth, and `rows` rows of them in `a`, `lda` apart.
+fn check_runs((a, lda, runs): (&[u8], usize, Runs), rows: usize, b: &PackedInt8) {
+    assert!(Int8Kernel::Vnni512.available(), "needs AVX-512 VNNI");
+    assert!(runs.count * runs.len == b.depth && runs.len.is_multiple_of(4));
+    let last = (runs.count - 1) * runs.stride + runs.len;
+    assert!(rows == 0 || a.len() >= (rows - 1) * lda + last);
 }
 
 /// How the VNNI kernel can finish its sums itself, in registers (instead of writing them for
@@ -305,10 +302,7 @@ pub(super) fn product_dequantized(
     (out, ldo): (&mut [f32], usize),
     dequantize: Dequantize,
 ) -> f32 {
-    assert!(Int8Kernel::Vnni512.available(), "needs AVX-512 VNNI");
-    assert!(runs.count * runs.len == b.depth && runs.len.is_multiple_of(4));
-    let last = (runs.count - 1) * runs.stride + runs.len;
-    assert!(rows == 0 || a.len() >= (rows - 1) * lda + last);
+    check_runs((a, lda, runs), rows, b);
     let cols = panels * PANEL;
     assert!(first_panel + panels <= b.panels() && ldo >= cols);
     assert!(rows == 0 || out.len() >= (rows - 1) * ldo + cols);
@@ -323,8 +317,7 @@ pub(super) fn product_dequantized(
         // SAFETY: the CPU has AVX-512 VNNI (asserted); bounds asserted above.
         unsafe {
             x86::vnni(
-                a.as_ptr(),
-                (lda, runs),
+                (a.as_ptr(), lda, runs),
                 rows,
                 b,
                 (first_panel, panels),
@@ -415,11 +408,11 @@ mod x86 {
     /// # Safety
     /// AVX-512 VNNI; `a` holds `rows` rows at stride `lda`, each `runs` (making `b.depth`
     /// bytes, each run a multiple of 4), `b` has the panels `first_panel..first_panel +
-    /// panels`, the store holds `rows x 16·panels` (and its factors and bias `16·panels`).
+    /// panels`, the store holds `rows x 16·panels` (sums: contiguous; dequantized: rows `ldo`
+    /// apart, `(rows - 1)·ldo + 16·panels` values) and its factors and bias `16·panels`.
     #[target_feature(enable = "avx512f,avx512vnni")]
     pub(super) unsafe fn vnni(
-        a: *const u8,
-        (lda, runs): (usize, Runs),
+        (a, lda, runs): (*const u8, usize, Runs),
         rows: usize,
         b: &PackedInt8,
         (first_panel, panels): (usize, usize),
@@ -435,7 +428,7 @@ mod x86 {
                 // SAFETY: rows r..r+mr and panels p..p+nv are in bounds (caller's promise).
                 unsafe {
                     let x = a.add(r * lda);
-                    let (col, store) = (p * PANEL, store);
+                    let col = p * PANEL;
                     let end = match store {
                         Store::Sums(out) => {
                             End::Sums(out.add(r * panels * PANEL + col), panels * PANEL)

@@ -146,6 +146,7 @@ impl Int8Conv {
     /// int8 values.
     pub(super) fn pack(spec: &ConvSpec, oihw: &[f32], bias: Vec<f32>, signed_input: bool) -> Self {
         let (k, cin, cout) = (spec.kernel, spec.in_channels, spec.out_channels);
+        assert_eq!(bias.len(), cout, "a bias per output channel");
         let q = quantize_per_channel(oihw, cout);
         // `q` is [co][ci][ky][kx]; the product's rows are in im2col order (ky, kx, ci), and
         // as many more rows of zeros as make the depth a multiple of 4 (the stem's 147).
@@ -575,5 +576,62 @@ mod tests {
             quantized(quantization, &signed),
             ([1, 128, 255, 192], 2.0 / 127.0)
         );
+    }
+
+    /// The VNNI kernel's own epilogue against the sums' pass (`finish_int8_tile`) on the
+    /// portable kernel's sums: the same bits and maximum, with and without the residual and the
+    /// ReLU, on panels from the second on (columns from 16), rows `ldo` apart beyond the tile's
+    /// columns, and a residual with a NaN, a -0 and negatives.
+    #[test]
+    fn the_vnni_kernels_epilogue_is_the_sums_pass() {
+        use super::super::dot::{Dequantize, Runs, product, product_dequantized};
+        if !Int8Kernel::Vnni512.available() {
+            return;
+        }
+        let [rows, depth, cols, ldo] = [13, 32, 96, 100];
+        let (first_panel, panels) = (1, 5);
+        let kn: Vec<i8> = (0..depth * cols).map(|i| (i % 29) as i8 - 14).collect();
+        let weights = PackedInt8::pack(depth, cols, &kn);
+        let a: Vec<u8> = (0..rows * depth).map(|i| (i * 37 % 256) as u8).collect();
+        let width = panels * 16;
+        let factors: Vec<f32> = (0..width).map(|i| 1e-3 * (i as f32 + 1.0)).collect();
+        let bias: Vec<f32> = (0..width).map(|i| (i % 9) as f32 - 4.0).collect();
+        let mut residual: Vec<f32> = (0..rows * ldo)
+            .map(|i| (i % 23) as f32 * 0.5 - 6.0)
+            .collect();
+        residual[3] = f32::NAN;
+        residual[ldo + 5] = -0.0;
+        let mut sums = vec![0; rows * width];
+        product(
+            Int8Kernel::Portable,
+            (&a, depth),
+            rows,
+            &weights,
+            (first_panel, panels),
+            &mut sums,
+        );
+        for (onto, relu) in [(true, true), (true, false), (false, true), (false, false)] {
+            let mut expected = residual.clone();
+            let expected_max =
+                finish_int8_tile(&mut expected, ldo, &sums, &factors, &bias, onto, relu);
+            let mut ours = residual.clone();
+            let dequantize = Dequantize {
+                factors: &factors,
+                bias: &bias,
+                onto,
+                relu,
+            };
+            let a = (a.as_slice(), depth, Runs::plain(depth));
+            let out = (ours.as_mut_slice(), ldo);
+            let max =
+                product_dequantized(a, rows, &weights, (first_panel, panels), out, dequantize);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&ours), bits(&expected), "onto {onto}, relu {relu}");
+            assert_eq!(
+                max.to_bits(),
+                expected_max.to_bits(),
+                "onto {onto}, relu {relu}"
+            );
+        }
     }
 }
