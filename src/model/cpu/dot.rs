@@ -139,7 +139,6 @@ impl Runs {
     }
 
     /// One contiguous run (a matrix's row).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // For the x86 kernels.
     pub(super) fn plain(depth: usize) -> Self {
         Self {
             count: 1,
@@ -293,7 +292,6 @@ pub(super) struct Dequantize<'a> {
 /// [`product_runs`] (or a plain product, `runs` one run of the depth) finished by `dequantize`
 /// into `out` (`rows` rows `ldo` apart, from the product's first column): returns the largest
 /// value written (0 without a ReLU). VNNI only.
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // As `product_runs`.
 pub(super) fn product_dequantized(
     (a, lda, runs): (&[u8], usize, Runs),
     rows: usize,

@@ -142,8 +142,8 @@ thread_local! {
 
 /// An int8 product's epilogue done by the VNNI kernel on its sums in registers
 /// (`dot::product_dequantized`), the same as its `finish` would: a third of the epilogue's time
-/// went to writing the i32 sums and reading them back. Used where the kernel is VNNI and a
-/// tile's rows are whole rows of one photo; elsewhere `finish`.
+/// went to writing the i32 sums and reading them back. Given (by the caller) where the kernel
+/// is VNNI; used where a tile's rows are whole rows of one photo, elsewhere `finish`.
 pub(super) struct InKernel<'a> {
     /// Each photo's (`[photos, cout]`): the input's scale times each column's.
     pub(super) factors: &'a [f32],
@@ -157,24 +157,32 @@ pub(super) struct InKernel<'a> {
 }
 
 impl InKernel<'_> {
-    /// The epilogue for `nr` rows from row `first` and `columns`, if they are one photo's.
-    fn dequantize(
+    /// The product of `rows` rows of `a` from output row `first`, on the panels of `columns`,
+    /// finished into `out` (rows `ldo` apart, from the first of `columns`) with the photo's
+    /// maximum raised — if the rows are one photo's; else `false`, and nothing done.
+    fn finish_product(
         &self,
-        first: usize,
-        nr: usize,
-        columns: &Range<usize>,
-    ) -> Option<(usize, Dequantize<'_>)> {
+        a: (&[u8], usize, Runs),
+        (first, rows): (usize, usize),
+        weights: &PackedInt8,
+        columns: Range<usize>,
+        out: (&mut [f32], usize),
+    ) -> bool {
         let photo = first / self.pixels;
+        if (first + rows - 1) / self.pixels != photo {
+            return false;
+        }
         let cout = self.bias.len();
-        ((first + nr - 1) / self.pixels == photo).then(|| {
-            let dequantize = Dequantize {
-                factors: &self.factors[photo * cout..][columns.clone()],
-                bias: &self.bias[columns.clone()],
-                onto: self.onto,
-                relu: self.relu,
-            };
-            (photo, dequantize)
-        })
+        let dequantize = Dequantize {
+            factors: &self.factors[photo * cout..][columns.clone()],
+            bias: &self.bias[columns.clone()],
+            onto: self.onto,
+            relu: self.relu,
+        };
+        let panels = (columns.start / PANEL, columns.len() / PANEL);
+        let max = product_dequantized(a, rows, weights, panels, out, dequantize);
+        self.maxima[photo].fetch_max(max.to_bits(), Relaxed);
+        true
     }
 }
 
@@ -234,16 +242,12 @@ pub(super) fn int8_matmul(
             let np = INT8_TILE_PANELS.min(panels - p0);
             let (c0, nc) = (p0 * PANEL, np * PANEL);
             let columns = c0..c0 + nc;
-            let vnni = kernel == Int8Kernel::Vnni512;
-            let fused = in_kernel.filter(|_| vnni && own_rows.is_some());
-            if let Some((photo, dequantize)) = fused.and_then(|k| k.dequantize(r0, nr, &columns)) {
-                let rows = own_rows.as_deref_mut().expect("whole rows");
+            if let (Some(in_kernel), Some(rows)) = (in_kernel, own_rows.as_deref_mut()) {
                 let a = (a.as_slice(), depth, Runs::plain(depth));
                 let out = (&mut rows[c0..], cout);
-                let max = product_dequantized(a, nr, weights, (p0, np), out, dequantize);
-                let maxima = &in_kernel.expect("fused").maxima;
-                maxima[photo].fetch_max(max.to_bits(), Relaxed);
-                continue;
+                if in_kernel.finish_product(a, (r0, nr), weights, columns.clone(), out) {
+                    continue;
+                }
             }
             sums.resize(nr * nc, 0);
             int8_product(kernel, (&a, depth), nr, weights, (p0, np), &mut sums);
@@ -307,13 +311,12 @@ pub(super) fn int8_convolve(
         for p0 in (0..panels).step_by(INT8_TILE_PANELS) {
             let np = INT8_TILE_PANELS.min(panels - p0);
             let columns = p0 * PANEL..(p0 + np) * PANEL;
-            let fused = in_kernel.and_then(|k| k.dequantize(index * w, w, &columns));
-            if let Some((photo, dequantize)) = fused {
+            if let Some(in_kernel) = in_kernel {
                 let out = (&mut row[columns.start..], cout);
-                let max = product_dequantized((a, c, runs), w, weights, (p0, np), out, dequantize);
-                let maxima = &in_kernel.expect("fused").maxima;
-                maxima[photo].fetch_max(max.to_bits(), Relaxed);
-                continue;
+                let rows = (index * w, w);
+                if in_kernel.finish_product((a, c, runs), rows, weights, columns.clone(), out) {
+                    continue;
+                }
             }
             sums.resize(w * columns.len(), 0);
             product_runs((a, c, runs), w, weights, (p0, np), &mut sums);

@@ -231,9 +231,8 @@ impl Int8Conv {
     /// quantization; 0 without a ReLU, whose output is never quantized). Photo `b` of `x`, at
     /// most `maxima[b]` in magnitude (and ≥ 0 unless the input is signed), is quantized to
     /// `0..=top` with its own scale (as the product gathers it, or up front for a window wider
-    /// than a pixel): a photo's result does not depend
-    /// on the photos beside it. The residual is taken: the output is written over it as it is
-    /// read.
+    /// than a pixel): a photo's result does not depend on the photos beside it. The residual
+    /// is taken: the output is written over it as it is read.
     pub(super) fn forward(
         &self,
         kernel: Int8Kernel,
