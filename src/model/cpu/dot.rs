@@ -287,6 +287,9 @@ pub(super) struct Dequantize<'a> {
     pub(super) bias: &'a [f32],
     pub(super) onto: bool,
     pub(super) relu: bool,
+    /// Per column, for a signed input (the stem's): what its zero point added to the sums,
+    /// taken off them first (exactly, in i32).
+    pub(super) zero_sums: Option<&'a [i32]>,
 }
 
 /// [`product_runs`] (or a plain product, `runs` one run of the depth) finished by `dequantize`
@@ -305,6 +308,7 @@ pub(super) fn product_dequantized(
     assert!(first_panel + panels <= b.panels() && ldo >= cols);
     assert!(rows == 0 || out.len() >= (rows - 1) * ldo + cols);
     assert!(dequantize.factors.len() >= cols && dequantize.bias.len() >= cols);
+    assert!(dequantize.zero_sums.is_none_or(|z| z.len() >= cols));
     #[cfg(target_arch = "x86_64")]
     {
         let store = x86::Store::Dequantized {
@@ -442,6 +446,9 @@ mod x86 {
                             bias: dequantize.bias.as_ptr().add(col),
                             onto: dequantize.onto,
                             relu: dequantize.relu,
+                            zero_sums: dequantize
+                                .zero_sums
+                                .map_or(std::ptr::null(), |z| z.as_ptr().add(col)),
                         },
                     };
                     let tile_max = if nv == 4 {
@@ -469,6 +476,8 @@ mod x86 {
             bias: *const f32,
             onto: bool,
             relu: bool,
+            /// Null for an input without a zero point.
+            zero_sums: *const i32,
         },
     }
 
@@ -481,7 +490,19 @@ mod x86 {
         Runs { count, len, stride }: Runs,
         end: End,
     ) -> __m512i {
-        let mut acc = [[_mm512_setzero_si512(); NV]; MR];
+        // The sums start from minus what a signed input's zero point adds to them: the same
+        // integers as taking it off at the end.
+        let mut start = [_mm512_setzero_si512(); NV];
+        if let End::Dequantized { zero_sums, .. } = end
+            && !zero_sums.is_null()
+        {
+            for (v, start) in start.iter_mut().enumerate() {
+                // SAFETY: 16 columns of the zero point's sums (caller's promise).
+                let z = unsafe { _mm512_loadu_si512(zero_sums.add(v * PANEL).cast()) };
+                *start = _mm512_sub_epi32(_mm512_setzero_si512(), z);
+            }
+        }
+        let mut acc = [start; MR];
         let mut wv = [_mm512_setzero_si512(); NV];
         for run in 0..count {
             // The run's bytes of each row, and its groups of weights (the runs', in order).
@@ -518,6 +539,7 @@ mod x86 {
                             bias,
                             onto,
                             relu,
+                            ..
                         } => {
                             // `quantized::finish`'s steps and roundings: a product, then sums.
                             let o = out.add(r * ldo + v * PANEL);

@@ -154,6 +154,8 @@ pub(super) struct InKernel<'a> {
     pub(super) pixels: usize,
     /// Each photo's largest value, raised as bits (as `finish` raises it).
     pub(super) maxima: &'a [AtomicU32],
+    /// Per column (`cout`), for a signed input: what its zero point added to the sums.
+    pub(super) zero_sums: Option<&'a [i32]>,
 }
 
 impl InKernel<'_> {
@@ -178,6 +180,7 @@ impl InKernel<'_> {
             bias: &self.bias[columns.clone()],
             onto: self.onto,
             relu: self.relu,
+            zero_sums: self.zero_sums.map(|z| &z[columns.clone()]),
         };
         let panels = (columns.start / PANEL, columns.len() / PANEL);
         let max = product_dequantized(a, rows, weights, panels, out, dequantize);

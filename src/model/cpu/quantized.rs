@@ -347,14 +347,15 @@ impl Int8Conv {
                     photo_maxima[b].fetch_max(max.to_bits(), Relaxed);
                 }
             };
-        // On VNNI the kernel finishes its tiles itself (the same bits), but for a signed input.
-        let in_kernel = (kernel == Int8Kernel::Vnni512 && zero_sums.is_none()).then(|| InKernel {
+        // On VNNI the kernel finishes its tiles itself (the same bits).
+        let in_kernel = (kernel == Int8Kernel::Vnni512).then(|| InKernel {
             factors: &factors,
             bias: &self.bias,
             onto,
             relu: self.relu,
             pixels,
             maxima: &photo_maxima,
+            zero_sums: zero_sums.as_deref(),
         });
         let finish = (finish, in_kernel.as_ref());
         match &quantized {
@@ -580,7 +581,8 @@ mod tests {
     /// The VNNI kernel's own epilogue against the sums' pass (`finish_int8_tile`) on the
     /// portable kernel's sums: the same bits and maximum, with and without the residual and the
     /// ReLU, on panels from the second on (columns from 16), rows `ldo` apart beyond the tile's
-    /// columns, and a residual with a NaN, a -0 and negatives.
+    /// columns, and a residual with a NaN, a -0 and negatives; and for a signed input, whose
+    /// zero point's sums come off first.
     #[test]
     fn the_vnni_kernels_epilogue_is_the_sums_pass() {
         use super::super::dot::{Dequantize, Runs, product, product_dequantized};
@@ -609,7 +611,16 @@ mod tests {
             (first_panel, panels),
             &mut sums,
         );
-        for (onto, relu) in [(true, true), (true, false), (false, true), (false, false)] {
+        // A signed input's zero point's sums (the stem's), taken off the sums first.
+        let zero_sums: Vec<i32> = (0..width).map(|i| (i as i32 % 7 - 3) * 1000).collect();
+        let cases = [(true, true), (true, false), (false, true), (false, false)];
+        for ((onto, relu), signed) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
+            let mut sums = sums.clone();
+            if signed {
+                for row in sums.chunks_exact_mut(width) {
+                    row.iter_mut().zip(&zero_sums).for_each(|(s, z)| *s -= z);
+                }
+            }
             let mut expected = residual.clone();
             let expected_max =
                 finish_int8_tile(&mut expected, ldo, &sums, &factors, &bias, onto, relu);
@@ -619,18 +630,16 @@ mod tests {
                 bias: &bias,
                 onto,
                 relu,
+                zero_sums: signed.then_some(zero_sums.as_slice()),
             };
             let a = (a.as_slice(), depth, Runs::plain(depth));
             let out = (ours.as_mut_slice(), ldo);
             let max =
                 product_dequantized(a, rows, &weights, (first_panel, panels), out, dequantize);
             let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&ours), bits(&expected), "onto {onto}, relu {relu}");
-            assert_eq!(
-                max.to_bits(),
-                expected_max.to_bits(),
-                "onto {onto}, relu {relu}"
-            );
+            let case = format!("onto {onto}, relu {relu}, signed {signed}");
+            assert_eq!(bits(&ours), bits(&expected), "{case}");
+            assert_eq!(max.to_bits(), expected_max.to_bits(), "{case}");
         }
     }
 }
