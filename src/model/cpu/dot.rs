@@ -277,8 +277,8 @@ fn check_runs((a, lda, runs): (&[u8], usize, Runs), rows: usize, b: &PackedInt8)
 }
 
 /// How the VNNI kernel can finish its sums itself, in registers (instead of writing them for
-/// `quantized::finish_int8_tile` to read back): `relu?(sum · factor + bias + out)`, `out` the
-/// residual when `onto`, in that function's order (the same bits).
+/// `quantized::finish_int8_tile` to read back): `relu?((sum - zero_sum) · factor + bias +
+/// out)`, `out` the residual when `onto`, in that function's order (the same bits).
 #[derive(Clone, Copy)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // Read by the VNNI kernel.
 pub(super) struct Dequantize<'a> {
@@ -411,7 +411,8 @@ mod x86 {
     /// AVX-512 VNNI; `a` holds `rows` rows at stride `lda`, each `runs` (making `b.depth`
     /// bytes, each run a multiple of 4), `b` has the panels `first_panel..first_panel +
     /// panels`, the store holds `rows x 16·panels` (sums: contiguous; dequantized: rows `ldo`
-    /// apart, `(rows - 1)·ldo + 16·panels` values) and its factors and bias `16·panels`.
+    /// apart, `(rows - 1)·ldo + 16·panels` values) and its factors, bias and zero point's
+    /// sums (where given) `16·panels`.
     #[target_feature(enable = "avx512f,avx512vnni")]
     pub(super) unsafe fn vnni(
         (a, lda, runs): (*const u8, usize, Runs),
