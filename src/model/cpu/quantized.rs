@@ -326,11 +326,7 @@ impl Int8Conv {
         let finish =
             |(tile, stride): (&mut [f32], usize), sums: &mut [i32], first, cols: Range<usize>| {
                 if let Some(zero_sums) = &zero_sums {
-                    for row in sums.chunks_exact_mut(cols.len()) {
-                        row.iter_mut()
-                            .zip(&zero_sums[cols.clone()])
-                            .for_each(|(s, z)| *s -= z);
-                    }
+                    take_off_zero_sums(sums, &zero_sums[cols.clone()]);
                 }
                 // The tile's rows photo by photo (usually one photo, or two).
                 let (count, width) = (sums.len() / cols.len(), cols.len());
@@ -394,6 +390,14 @@ impl Int8Conv {
             .map(|m| f32::from_bits(m.into_inner()))
             .collect();
         (out, maxima)
+    }
+}
+
+/// Each row of `sums` (as many columns as `zero_sums`) less what a signed input's zero point
+/// added to it (the VNNI kernel starts its sums from minus the same: `dot::Dequantize`).
+fn take_off_zero_sums(sums: &mut [i32], zero_sums: &[i32]) {
+    for row in sums.chunks_exact_mut(zero_sums.len()) {
+        row.iter_mut().zip(zero_sums).for_each(|(s, z)| *s -= z);
     }
 }
 
@@ -617,9 +621,7 @@ mod tests {
         for ((onto, relu), signed) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
             let mut sums = sums.clone();
             if signed {
-                for row in sums.chunks_exact_mut(width) {
-                    row.iter_mut().zip(&zero_sums).for_each(|(s, z)| *s -= z);
-                }
+                take_off_zero_sums(&mut sums, &zero_sums);
             }
             let mut expected = residual.clone();
             let expected_max =
