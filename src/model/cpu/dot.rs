@@ -278,8 +278,8 @@ fn check_runs((a, lda, runs): (&[u8], usize, Runs), rows: usize, b: &PackedInt8)
     assert!(rows == 0 || a.len() >= (rows - 1) * lda + last);
 }
 
-/// How the VNNI kernel can finish its sums itself, in registers (instead of writing them for
-/// `quantized::finish_int8_tile` to read back): `relu?((sum - zero_sum) · factor + bias +
+/// How the VNNI kernel can finish its sums itself, each tile's as it ends (instead of writing
+/// them all for `quantized::finish_int8_tile` to read back): `relu?((sum - zero_sum) · factor + bias +
 /// out)` rounded to bf16, `out` the residual when `onto`, in that function's order (the same
 /// bits).
 #[derive(Clone, Copy)]

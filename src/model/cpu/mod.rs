@@ -14,7 +14,7 @@
 //! - The 3x3 layers of stages 2–4 use Winograd's algorithm instead (see `winograd`), its
 //!   products on the same kernels.
 //! - Or, in [`Arithmetic::Int8`], every convolution multiplies the int8 weights with u8
-//!   activations in i32 (see `quantized` and `dot`).
+//!   activations in i32 (see `quantized` and `dot`), and keeps its output as bf16.
 //! - Natively every step runs on all cores (`parallel`); in the browser too when the page is
 //!   cross-origin isolated (the `threads` build, rayon on Web Workers), else on one thread;
 //!   with wasm SIMD128 there (`gemm`'s f32 kernels, `dot`'s int8 one).
@@ -49,7 +49,7 @@ pub enum Arithmetic {
     F32,
     /// int8 weights times u8 activations, summed in i32, for every convolution (the stem's
     /// signed input, the photo, around a zero point; with 7-bit activations the stem stays
-    /// f32).
+    /// f32); the activations kept between layers as bf16.
     Int8,
 }
 

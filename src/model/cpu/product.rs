@@ -141,9 +141,9 @@ thread_local! {
     static TILE_OUT: std::cell::Cell<Vec<Bf16>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// An int8 product's epilogue done by the VNNI kernel on its sums in registers
+/// An int8 product's epilogue done by the VNNI kernel on each 6-row tile's sums as it ends
 /// (`dot::product_dequantized`), the same as its `finish` would: a third of the epilogue's time
-/// went to writing the i32 sums and reading them back. Given (by the caller) where the kernel
+/// went to writing a whole product's i32 sums and reading them back. Given (by the caller) where the kernel
 /// is VNNI; used where a tile's rows are whole rows of one photo, elsewhere `finish`.
 pub(super) struct InKernel<'a> {
     /// Each photo's (`[photos, cout]`): the input's scale times each column's.
@@ -492,14 +492,8 @@ unsafe fn raw_product(
 
 /// A raw pointer that may cross threads: each thread reads and writes its own disjoint block
 /// (here and in `panel`).
+#[derive(Clone, Copy)]
 pub(super) struct SendPtr<T = f32>(pub(super) *mut T);
-// Not derived: a derive would ask `T: Copy` of the pointee.
-impl<T> Clone for SendPtr<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for SendPtr<T> {}
 // SAFETY: used only to hand disjoint output blocks to the threads of one product call.
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}

@@ -3,8 +3,8 @@
 //! convolution as each tile gathers its rows, by a wider window once, into a copy with the
 //! padding around it — summed exactly in i32 (`dot`), then dequantized, biased, added to the
 //! residual and rectified in one pass over each tile while it is in cache
-//! (`product::int8_matmul`, `product::int8_convolve`), or on VNNI by the kernel itself on the
-//! sums in registers (`dot::product_dequantized`; the same bits).
+//! (`product::int8_matmul`, `product::int8_convolve`), or on VNNI by the kernel itself on each
+//! small tile's sums as it ends (`dot::product_dequantized`; the same bits).
 //!
 //! Activations are quantized per photo (one scale for a photo's tensor; photos batched in one
 //! product each keep theirs) with a scale computed at run time from the photo's own maximum,
