@@ -273,11 +273,11 @@ impl Window {
     /// every window lies inside (see [`Self::padded_row`]), each row of `x` through
     /// `convert(to, from, photo)` (which may quantize); on all cores. With its shape: (height
     /// and width, channels).
-    pub(super) fn pad<S: Pooled, T: Pooled>(
+    pub(super) fn pad<T: Pooled + Send + Sync>(
         self,
-        x: &Activations<S>,
+        x: &Activations,
         zero: T,
-        convert: impl Fn(&mut [T], &[S], usize) + Send + Sync,
+        convert: impl Fn(&mut [T], &[f32], usize) + Send + Sync,
     ) -> (Vec<T>, PaddedShape) {
         let p = self.padding;
         let (padded_h, padded_w, c) = (x.h + 2 * p, x.w + 2 * p, x.c);

@@ -12,8 +12,6 @@
 //! with it activations are quantized to 0..=127, [`Int8Kernel::activation_max`]), and portable
 //! Rust everywhere else (aarch64 included).
 
-use super::activations::Bf16;
-
 /// Columns per packed panel: one AVX-512 register of i32 sums.
 pub(super) const PANEL: usize = 16;
 
@@ -278,10 +276,9 @@ fn check_runs((a, lda, runs): (&[u8], usize, Runs), rows: usize, b: &PackedInt8)
     assert!(rows == 0 || a.len() >= (rows - 1) * lda + last);
 }
 
-/// How the VNNI kernel can finish its sums itself, each tile's as it ends (instead of writing
-/// them all for `quantized::finish_int8_tile` to read back): `relu?((sum - zero_sum) · factor + bias +
-/// out)` rounded to bf16, `out` the residual when `onto`, in that function's order (the same
-/// bits).
+/// How the VNNI kernel can finish its sums itself, in registers (instead of writing them for
+/// `quantized::finish_int8_tile` to read back): `relu?((sum - zero_sum) · factor + bias +
+/// out)`, `out` the residual when `onto`, in that function's order (the same bits).
 #[derive(Clone, Copy)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // Read by the VNNI kernel.
 pub(super) struct Dequantize<'a> {
@@ -297,13 +294,13 @@ pub(super) struct Dequantize<'a> {
 
 /// [`product_runs`] (or a plain product, `runs` one run of the depth) finished by `dequantize`
 /// into `out` (`rows` rows `ldo` apart, from the product's first column): returns the largest
-/// value written, as an f32 (0 without a ReLU). VNNI only.
+/// value written (0 without a ReLU). VNNI only.
 pub(super) fn product_dequantized(
     (a, lda, runs): (&[u8], usize, Runs),
     rows: usize,
     b: &PackedInt8,
     (first_panel, panels): (usize, usize),
-    (out, ldo): (&mut [Bf16], usize),
+    (out, ldo): (&mut [f32], usize),
     dequantize: Dequantize,
 ) -> f32 {
     check_runs((a, lda, runs), rows, b);
@@ -393,15 +390,15 @@ pub(super) fn row_groups(rows: usize, size: usize) -> impl Iterator<Item = (usiz
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Bf16, Dequantize, PANEL, PackedInt8, Runs, row_groups};
+    use super::{Dequantize, PANEL, PackedInt8, Runs, row_groups};
 
     /// Where the VNNI kernel's tiles go: their i32 sums (`rows x 16·panels`, row-major), or
-    /// dequantized bf16 values (rows `ldo` apart).
+    /// dequantized f32 values (rows `ldo` apart).
     #[derive(Clone, Copy)]
     pub(super) enum Store<'a> {
         Sums(*mut i32),
         Dequantized {
-            out: *mut Bf16,
+            out: *mut f32,
             ldo: usize,
             dequantize: Dequantize<'a>,
         },
@@ -466,8 +463,7 @@ mod x86 {
             p += nv;
         }
         // The values are ≥ 0 (after the ReLU) where a maximum is kept: their bits order them.
-        // The tiles' maxima are of the bf16 bits: an f32's top half.
-        f32::from_bits(_mm512_reduce_max_epu32(max) << 16)
+        f32::from_bits(_mm512_reduce_max_epu32(max))
     }
 
     /// One tile's end, at its first row and column.
@@ -475,7 +471,7 @@ mod x86 {
     enum End {
         Sums(*mut i32, usize),
         Dequantized {
-            out: *mut Bf16,
+            out: *mut f32,
             ldo: usize,
             factors: *const f32,
             bias: *const f32,
@@ -527,69 +523,42 @@ mod x86 {
                 }
             }
         }
-        let (out, ldo, factors, bias, onto, relu) = match end {
-            End::Sums(out, ldo) => {
-                for (r, acc) in acc.iter().enumerate() {
-                    for (v, &acc) in acc.iter().enumerate() {
-                        // SAFETY: 16 columns of row r (caller's promise).
-                        unsafe { _mm512_storeu_si512(out.add(r * ldo + v * PANEL).cast(), acc) }
-                    }
-                }
-                return _mm512_setzero_si512();
-            }
-            End::Dequantized {
-                out,
-                ldo,
-                factors,
-                bias,
-                onto,
-                relu,
-                ..
-            } => (out, ldo, factors, bias, onto, relu),
-        };
-        // The sums through memory: a loop as long as the dequantizing one below is not
-        // unrolled, and reading the accumulators by index would keep them in memory, stored
-        // after every product (the kernel half as fast).
-        let mut sums = [[[0i32; PANEL]; NV]; MR];
-        for (sums, acc) in sums.iter_mut().zip(&acc) {
-            for (sums, &acc) in sums.iter_mut().zip(acc) {
-                // SAFETY: 16 i32.
-                unsafe { _mm512_storeu_si512(sums.as_mut_ptr().cast(), acc) }
-            }
-        }
         let mut max = _mm512_setzero_si512();
-        for (r, sums) in sums.iter().enumerate() {
-            for (v, sums) in sums.iter().enumerate() {
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, &acc) in acc.iter().enumerate() {
                 // SAFETY: 16 columns of row r, of the factors and of the bias (caller's
                 // promise).
                 unsafe {
-                    // `quantized::finish`'s steps and roundings: a product, then sums, then
-                    // bf16.
-                    let acc = _mm512_loadu_si512(sums.as_ptr().cast());
-                    let o = out.add(r * ldo + v * PANEL);
-                    let factor = _mm512_loadu_ps(factors.add(v * PANEL));
-                    let mut y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), factor);
-                    y = _mm512_add_ps(y, _mm512_loadu_ps(bias.add(v * PANEL)));
-                    if onto {
-                        // 16 bf16 widened to the f32s they are the top halves of.
-                        let kept = _mm512_cvtepu16_epi32(_mm256_loadu_si256(o.cast()));
-                        let kept = _mm512_slli_epi32::<16>(kept);
-                        y = _mm512_add_ps(y, _mm512_castsi512_ps(kept));
+                    match end {
+                        End::Sums(out, ldo) => {
+                            _mm512_storeu_si512(out.add(r * ldo + v * PANEL).cast(), acc)
+                        }
+                        End::Dequantized {
+                            out,
+                            ldo,
+                            factors,
+                            bias,
+                            onto,
+                            relu,
+                            ..
+                        } => {
+                            // `quantized::finish`'s steps and roundings: a product, then sums.
+                            let o = out.add(r * ldo + v * PANEL);
+                            let factor = _mm512_loadu_ps(factors.add(v * PANEL));
+                            let mut y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), factor);
+                            y = _mm512_add_ps(y, _mm512_loadu_ps(bias.add(v * PANEL)));
+                            if onto {
+                                y = _mm512_add_ps(y, _mm512_loadu_ps(o));
+                            }
+                            if relu {
+                                // As `if v > 0.0 { v } else { 0.0 }`: `max` returns its second
+                                // operand for a NaN or two zeros.
+                                y = _mm512_max_ps(y, _mm512_setzero_ps());
+                                max = _mm512_max_epu32(max, _mm512_castps_si512(y));
+                            }
+                            _mm512_storeu_ps(o, y);
+                        }
                     }
-                    if relu {
-                        // As `if v > 0.0 { v } else { 0.0 }`: `max` returns its second
-                        // operand for a NaN or two zeros.
-                        y = _mm512_max_ps(y, _mm512_setzero_ps());
-                    }
-                    // `Bf16::round_bits`: + 0x7fff + bit 16, then the top half.
-                    let bits = _mm512_castps_si512(y);
-                    let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
-                    let half = _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff));
-                    let top = _mm512_srli_epi32::<16>(_mm512_add_epi32(bits, half));
-                    if relu {
-                        max = _mm512_max_epu32(max, top);
-                    }
-                    _mm256_storeu_si256(o.cast(), _mm512_cvtepi32_epi16(top));
                 }
             }
         }

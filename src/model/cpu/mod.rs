@@ -14,7 +14,7 @@
 //! - The 3x3 layers of stages 2–4 use Winograd's algorithm instead (see `winograd`), its
 //!   products on the same kernels.
 //! - Or, in [`Arithmetic::Int8`], every convolution multiplies the int8 weights with u8
-//!   activations in i32 (see `quantized` and `dot`), and keeps its output as bf16.
+//!   activations in i32 (see `quantized` and `dot`).
 //! - Natively every step runs on all cores (`parallel`); in the browser too when the page is
 //!   cross-origin isolated (the `threads` build, rayon on Web Workers), else on one thread;
 //!   with wasm SIMD128 there (`gemm`'s f32 kernels, `dot`'s int8 one).
@@ -34,7 +34,7 @@ pub use dot::Int8Kernel;
 pub use parallel::on_one_thread;
 pub use parallel::threads;
 
-use activations::{Activations, Bf16, Pooled, buffer};
+use activations::{Activations, buffer};
 use conv::PackedConv;
 use parallel::{for_each_chunk, map_items};
 use quantized::{Int8Conv, abs_max, max_of};
@@ -49,7 +49,7 @@ pub enum Arithmetic {
     F32,
     /// int8 weights times u8 activations, summed in i32, for every convolution (the stem's
     /// signed input, the photo, around a zero point; with 7-bit activations the stem stays
-    /// f32); the activations kept between layers as bf16.
+    /// f32).
     Int8,
 }
 
@@ -223,7 +223,7 @@ impl CpuResNet50 {
         if n <= 1 || split == 0 {
             return self
                 .forward_part(Start::Photos(planar, n, side), 0..count, timing)
-                .into_f32();
+                .0;
         }
         // The stem and the first blocks photo by photo, their times summed per layer.
         let mut totals: Vec<LayerTime> = Vec::new();
@@ -235,10 +235,7 @@ impl CpuResNet50 {
                 Some((clock, _)) => Some((*clock, &mut record)),
                 None => None,
             };
-            let part = self.forward_part(Start::Photos(image, 1, side), 0..split, photo_timing);
-            let Maps::Int8(x, max) = part else {
-                unreachable!("only int8 runs photo by photo")
-            };
+            let (x, max) = self.forward_part(Start::Photos(image, 1, side), 0..split, photo_timing);
             if totals.is_empty() {
                 totals = layers;
             } else {
@@ -261,8 +258,8 @@ impl CpuResNet50 {
         }
         let [h, w, c] = shape;
         let x = Activations { n, h, w, c, data };
-        let start = Start::Int8(x, maxima);
-        self.forward_part(start, split..count, timing).into_f32()
+        let start = Start::Activations(x, maxima);
+        self.forward_part(start, split..count, timing).0
     }
 
     /// How many blocks int8 runs photo by photo in a batch (with the stem): those whose
@@ -286,20 +283,21 @@ impl CpuResNet50 {
             .count()
     }
 
-    /// The network from `start` (the photos: stem and max-pool first; or int8 activations with
-    /// each photo's maximum) through `blocks`.
+    /// The network from `start` (the photos: stem and max-pool first; or activations with
+    /// each photo's maximum) through `blocks`: the activations, and in int8 each photo's
+    /// maximum.
     fn forward_part(
         &self,
         start: Start,
         blocks: std::ops::Range<usize>,
         mut timing: Timing,
-    ) -> Maps {
-        let maps = match start {
+    ) -> (Activations, Vec<f32>) {
+        let (mut x, mut max) = match start {
             Start::Photos(planar, n, side) => self.stem(planar, n, side, &mut timing),
-            Start::Int8(x, max) => Maps::Int8(x, max),
+            Start::Activations(x, max) => (x, max),
         };
-        match (&self.blocks, maps) {
-            (Blocks::F32(all), Maps::F32(mut x)) => {
+        match &self.blocks {
+            Blocks::F32(all) => {
                 for block in &all[blocks] {
                     let mut run = |conv: &PackedConv, x: &Activations, residual| {
                         timed(
@@ -318,9 +316,8 @@ impl CpuResNet50 {
                     // The block's input (or its projection) becomes its output.
                     x = run(&block.expand, &y, Some(shortcut.unwrap_or(x)));
                 }
-                Maps::F32(x)
             }
-            (Blocks::Int8(_, all, settings), Maps::Int8(mut x, mut max)) => {
+            Blocks::Int8(_, all, settings) => {
                 let Int8Settings {
                     kernel,
                     activation_max,
@@ -328,31 +325,35 @@ impl CpuResNet50 {
                 for block in &all[blocks] {
                     // Each convolution quantizes its input as its product gathers it (timed
                     // with it).
-                    let mut run =
-                        |conv: &Int8Conv, x: &Activations<Bf16>, max: &[f32], residual| {
-                            timed(
-                                &mut timing,
-                                &conv.name,
-                                conv.algorithm(kernel, x.w),
-                                conv.kernel,
-                                x,
-                                || conv.forward(kernel, x, (max, activation_max), residual),
-                            )
-                        };
+                    let mut run = |conv: &Int8Conv, x: &Activations, max: &[f32], residual| {
+                        timed(
+                            &mut timing,
+                            &conv.name,
+                            conv.algorithm(kernel, x.w),
+                            conv.kernel,
+                            x,
+                            || conv.forward(kernel, x, (max, activation_max), residual),
+                        )
+                    };
                     let shortcut = block.projection.as_ref().map(|p| run(p, &x, &max, None).0);
                     let (y, y_max) = run(&block.reduce, &x, &max, None);
                     let (y, y_max) = run(&block.spatial, &y, &y_max, None);
                     // The block's input (or its projection) becomes its output.
                     (x, max) = run(&block.expand, &y, &y_max, Some(shortcut.unwrap_or(x)));
                 }
-                Maps::Int8(x, max)
             }
-            _ => unreachable!("the stem's output is in the blocks' arithmetic"),
         }
+        (x, max)
     }
 
-    /// The stem and the max-pool: in int8, as bf16 with each photo's maximum.
-    fn stem(&self, planar: &[f32], n: usize, side: usize, timing: &mut Timing) -> Maps {
+    /// The stem and the max-pool: the activations, and in int8 each photo's maximum.
+    fn stem(
+        &self,
+        planar: &[f32],
+        n: usize,
+        side: usize,
+        timing: &mut Timing,
+    ) -> (Activations, Vec<f32>) {
         let x = Activations::from_planar(planar, n, 3, side, side);
         // The photo quantized with 7 bits would keep 6 and a sign: the stem then stays f32.
         let int8_stem = match &self.blocks {
@@ -364,53 +365,33 @@ impl CpuResNet50 {
         let algorithm = int8_stem.map_or(self.stem.algorithm(), |(stem, kernel)| {
             stem.algorithm(kernel, side)
         });
-        let (name, kernel) = (&self.stem.name, self.stem.kernel);
-        if let Some((stem, int8_kernel)) = int8_stem {
-            let (y, max) = timed(timing, name, algorithm, kernel, &x, || {
+        let stem = || match int8_stem {
+            Some((stem, kernel)) => {
                 let maxima = per_photo(&x, abs_max);
-                stem.forward(int8_kernel, &x, (&maxima, u8::MAX), None)
-            });
-            // The max-pool's windows cover every pixel: its output's maximum is the stem's,
-            // which the int8 stem's epilogue found.
-            return Maps::Int8(max_pool_3x3_stride_2(&y), max);
-        }
-        let (y, ()) = timed(timing, name, algorithm, kernel, &x, || {
-            (self.stem.forward(&x, None), ())
-        });
-        let y = max_pool_3x3_stride_2(&y);
-        match self.blocks {
-            Blocks::F32(_) => Maps::F32(y),
-            // Rounding keeps the order: the largest value rounded is the largest rounded.
-            Blocks::Int8(..) => {
-                let max = per_photo(&y, max_of);
-                let max = max.into_iter().map(|m| Bf16::round(m).to_f32()).collect();
-                Maps::Int8(y.to_bf16(), max)
+                stem.forward(kernel, &x, (&maxima, u8::MAX), None)
             }
-        }
+            None => (self.stem.forward(&x, None), Vec::new()),
+        };
+        let (name, kernel) = (&self.stem.name, self.stem.kernel);
+        let (x, stem_max) = timed(timing, name, algorithm, kernel, &x, stem);
+        let x = max_pool_3x3_stride_2(&x);
+        // The max-pool's windows cover every pixel: its output's maximum is the stem's, which
+        // the int8 stem's epilogue found; after the f32 stem (7-bit activations) it is found
+        // here.
+        let max = match self.blocks {
+            Blocks::Int8(..) if int8_stem.is_some() => stem_max,
+            Blocks::Int8(..) => per_photo(&x, max_of),
+            Blocks::F32(_) => Vec::new(),
+        };
+        (x, max)
     }
 }
 
-/// Where [`CpuResNet50::forward_part`] starts: `n` photos (`[3, side, side]` each), or int8
+/// Where [`CpuResNet50::forward_part`] starts: `n` photos (`[3, side, side]` each), or
 /// activations and each photo's maximum.
 enum Start<'a> {
     Photos(&'a [f32], usize, usize),
-    Int8(Activations<Bf16>, Vec<f32>),
-}
-
-/// What a part of the network gives: f32 activations, or int8 layers' (bf16, with each
-/// photo's maximum: the next layer's quantization).
-enum Maps {
-    F32(Activations),
-    Int8(Activations<Bf16>, Vec<f32>),
-}
-
-impl Maps {
-    fn into_f32(self) -> Activations {
-        match self {
-            Maps::F32(x) => x,
-            Maps::Int8(x, _) => x.to_f32(),
-        }
-    }
+    Activations(Activations, Vec<f32>),
 }
 
 /// `f` of each photo's activations.
@@ -420,14 +401,14 @@ fn per_photo(x: &Activations, f: fn(&[f32]) -> f32) -> Vec<f32> {
 
 /// Run one convolution, `work` (its output, and in int8 each photo's maximum), recording its
 /// time when timing.
-fn timed<T: Pooled, U: Pooled, M>(
+fn timed<M>(
     timing: &mut Timing,
     name: &str,
     algorithm: &'static str,
     kernel: usize,
-    x: &Activations<T>,
-    work: impl FnOnce() -> (Activations<U>, M),
-) -> (Activations<U>, M) {
+    x: &Activations,
+    work: impl FnOnce() -> (Activations, M),
+) -> (Activations, M) {
     let Some((clock, record)) = timing else {
         return work();
     };
@@ -461,13 +442,13 @@ pub struct LayerTime {
 
 /// Keras: ZeroPadding2D(1), then MaxPool 3x3 stride 2 'valid'. Leaving the padding out is
 /// the same here because the input comes out of a ReLU (every value ≥ 0).
-fn max_pool_3x3_stride_2<T: Pooling>(x: &Activations<T>) -> Activations<T> {
+fn max_pool_3x3_stride_2(x: &Activations) -> Activations {
     let (h, w, c) = ((x.h - 1) / 2 + 1, (x.w - 1) / 2 + 1, x.c);
     let mut out = buffer(x.n * h * w * c);
     // A task per output row (tasks of 16 pixels measured 20-40 % slower).
     for_each_chunk(&mut out, c * w, |row, index| {
         if c.is_multiple_of(POOL_LANES) {
-            T::pool_row(row, index, x);
+            max_pool_row(row, index, x);
         } else {
             max_pool_row_by_channel(row, index, x);
         }
@@ -481,96 +462,50 @@ fn max_pool_3x3_stride_2<T: Pooling>(x: &Activations<T>) -> Activations<T> {
     }
 }
 
-/// What the max-pool takes: f32, or bf16 (the int8 layers'), which out of a ReLU are ≥ 0 and
-/// so ordered by their bits.
-trait Pooling: Pooled {
-    /// Below every value the pool sees.
-    const LOWEST: Self;
-    fn larger(self, other: Self) -> Self;
-    /// [`max_pool_row`] for the widest vectors the CPU has.
-    fn pool_row(row: &mut [Self], index: usize, x: &Activations<Self>);
-}
-
-impl Pooling for f32 {
-    const LOWEST: Self = f32::NEG_INFINITY;
-    #[inline(always)]
-    fn larger(self, other: Self) -> Self {
-        if self > other { self } else { other }
-    }
-    fn pool_row(row: &mut [Self], index: usize, x: &Activations<Self>) {
-        max_pool_row_f32(row, index, x)
-    }
-}
-
-impl Pooling for Bf16 {
-    const LOWEST: Self = Bf16(0);
-    #[inline(always)]
-    fn larger(self, other: Self) -> Self {
-        if self.0 > other.0 { self } else { other }
-    }
-    fn pool_row(row: &mut [Self], index: usize, x: &Activations<Self>) {
-        max_pool_row_bf16(row, index, x)
-    }
-}
-
 /// Channels [`max_pool_row`] takes at a time.
 const POOL_LANES: usize = 16;
 
-/// Output row `index` of [`max_pool_3x3_stride_2`], 16 channels at a time (their number a
-/// multiple of 16, as ResNet50's 64): their maxima stay in registers over the window instead
-/// of being read and written back for each of its pixels (20 % faster).
-#[inline(always)]
-fn max_pool_row<T: Pooling>(row: &mut [T], index: usize, x: &Activations<T>) {
-    let (c, h) = (x.c, (x.h - 1) / 2 + 1);
-    let (b, oy) = (index / h, index % h);
-    let rows = (2 * oy).saturating_sub(1)..(2 * oy + 2).min(x.h);
-    for (ox, pixel_out) in row.chunks_exact_mut(c).enumerate() {
-        let columns = (2 * ox).saturating_sub(1)..(2 * ox + 2).min(x.w);
-        let mut lane0 = 0;
-        for lanes_out in pixel_out.chunks_exact_mut(POOL_LANES) {
-            let mut max = [T::LOWEST; POOL_LANES];
-            for iy in rows.clone() {
-                for ix in columns.clone() {
-                    let pixel = ((b * x.h + iy) * x.w + ix) * c + lane0;
-                    let src: &[T; POOL_LANES] = x.data[pixel..][..POOL_LANES]
-                        .try_into()
-                        .expect("16 channels");
-                    for k in 0..POOL_LANES {
-                        max[k] = src[k].larger(max[k]);
+simd::widest! {
+    /// Output row `index` of [`max_pool_3x3_stride_2`], 16 channels at a time (their number a
+    /// multiple of 16, as ResNet50's 64): their maxima stay in registers over the window
+    /// instead of being read and written back for each of its pixels (20 % faster).
+    fn max_pool_row(row: &mut [f32], index: usize, x: &Activations) -> () {
+        let (c, h) = (x.c, (x.h - 1) / 2 + 1);
+        let (b, oy) = (index / h, index % h);
+        let rows = (2 * oy).saturating_sub(1)..(2 * oy + 2).min(x.h);
+        for (ox, pixel_out) in row.chunks_exact_mut(c).enumerate() {
+            let columns = (2 * ox).saturating_sub(1)..(2 * ox + 2).min(x.w);
+            let mut lane0 = 0;
+            for lanes_out in pixel_out.chunks_exact_mut(POOL_LANES) {
+                let mut max = [f32::NEG_INFINITY; POOL_LANES];
+                for iy in rows.clone() {
+                    for ix in columns.clone() {
+                        let pixel = ((b * x.h + iy) * x.w + ix) * c + lane0;
+                        let src: &[f32; POOL_LANES] =
+                            x.data[pixel..][..POOL_LANES].try_into().expect("16 channels");
+                        for k in 0..POOL_LANES {
+                            max[k] = if src[k] > max[k] { src[k] } else { max[k] };
+                        }
                     }
                 }
+                lanes_out.copy_from_slice(&max);
+                lane0 += POOL_LANES;
             }
-            lanes_out.copy_from_slice(&max);
-            lane0 += POOL_LANES;
         }
     }
 }
 
-simd::widest! {
-    /// [`max_pool_row`] of f32.
-    fn max_pool_row_f32(row: &mut [f32], index: usize, x: &Activations) -> () {
-        max_pool_row(row, index, x)
-    }
-}
-
-simd::widest! {
-    /// [`max_pool_row`] of bf16.
-    fn max_pool_row_bf16(row: &mut [Bf16], index: usize, x: &Activations<Bf16>) -> () {
-        max_pool_row(row, index, x)
-    }
-}
-
 /// [`max_pool_row`] for any number of channels.
-fn max_pool_row_by_channel<T: Pooling>(row: &mut [T], index: usize, x: &Activations<T>) {
+fn max_pool_row_by_channel(row: &mut [f32], index: usize, x: &Activations) {
     let (c, h) = (x.c, (x.h - 1) / 2 + 1);
     let (b, oy) = (index / h, index % h);
     for (ox, pixel_out) in row.chunks_exact_mut(c).enumerate() {
-        pixel_out.fill(T::LOWEST);
+        pixel_out.fill(f32::NEG_INFINITY);
         for iy in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(x.h) {
             for ix in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(x.w) {
                 let src = &x.data[((b * x.h + iy) * x.w + ix) * c..][..c];
                 for (o, &v) in pixel_out.iter_mut().zip(src) {
-                    *o = v.larger(*o);
+                    *o = if v > *o { v } else { *o };
                 }
             }
         }
@@ -733,12 +668,10 @@ mod tests {
                 .collect();
             let x = Activations::from_planar(&planar, 2, c, side, side);
             let pool = resnet::max_pool();
-            let pooled = max_pool_3x3_stride_2(&x);
-            assert_close(&pooled, pool.forward(burn_tensor(&x, &device)));
-            // On bf16 (the int8 layers'): the f32 pool's values, rounded (rounding keeps the
-            // order).
-            let bf16 = max_pool_3x3_stride_2(&x.to_bf16());
-            assert_eq!(bf16.data, pooled.to_bf16().data, "{c} channels, {side}");
+            assert_close(
+                &max_pool_3x3_stride_2(&x),
+                pool.forward(burn_tensor(&x, &device)),
+            );
         }
     }
 }

@@ -7,7 +7,6 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-use super::activations::Bf16;
 use super::dot::{
     Dequantize, Int8Kernel, PANEL, PackedInt8, PaddedShape, Runs, product as int8_product,
     product_dequantized, product_runs,
@@ -138,12 +137,12 @@ thread_local! {
     /// pages the kernel clears on every call.
     static TILE_ROWS: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
     static TILE_SUMS: std::cell::Cell<Vec<i32>> = const { std::cell::Cell::new(Vec::new()) };
-    static TILE_OUT: std::cell::Cell<Vec<Bf16>> = const { std::cell::Cell::new(Vec::new()) };
+    static TILE_OUT: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// An int8 product's epilogue done by the VNNI kernel on each 6-row tile's sums as it ends
+/// An int8 product's epilogue done by the VNNI kernel on its sums in registers
 /// (`dot::product_dequantized`), the same as its `finish` would: a third of the epilogue's time
-/// went to writing a whole product's i32 sums and reading them back. Given (by the caller) where the kernel
+/// went to writing the i32 sums and reading them back. Given (by the caller) where the kernel
 /// is VNNI; used where a tile's rows are whole rows of one photo, elsewhere `finish`.
 pub(super) struct InKernel<'a> {
     /// Each photo's (`[photos, cout]`): the input's scale times each column's.
@@ -169,7 +168,7 @@ impl InKernel<'_> {
         (first, rows): (usize, usize),
         weights: &PackedInt8,
         columns: Range<usize>,
-        out: (&mut [Bf16], usize),
+        out: (&mut [f32], usize),
     ) -> bool {
         let photo = first / self.pixels;
         if (first + rows - 1) / self.pixels != photo {
@@ -195,17 +194,17 @@ impl InKernel<'_> {
 /// tiles) has `fill(rows, first row)` write its rows of `a` (u8, `depth` each: quantized and
 /// gathered from the layer's input or its padded quantized copy), then,
 /// 64 columns at a time, hands the i32 sums (which it may change) to `finish((tile, stride),
-/// sums, first row, columns)`, which writes the bf16 tile (`rows x 64`, rows `stride` apart)
+/// sums, first row, columns)`, which writes the f32 tile (`rows x 64`, rows `stride` apart)
 /// while both are in cache. When `onto`, the tile `finish` gets holds `out`'s values there (a
 /// residual to add), and its result replaces them. Or `in_kernel` does that in the kernel.
 pub(super) fn int8_matmul(
     kernel: Int8Kernel,
     weights: &PackedInt8,
-    (out, onto): (&mut [Bf16], bool),
+    (out, onto): (&mut [f32], bool),
     [rows, cout]: [usize; 2],
     fill: impl Fn(&mut [u8], usize) + Send + Sync,
     (finish, in_kernel): (
-        impl Fn((&mut [Bf16], usize), &mut [i32], usize, Range<usize>) + Send + Sync,
+        impl Fn((&mut [f32], usize), &mut [i32], usize, Range<usize>) + Send + Sync,
         Option<&InKernel>,
     ),
 ) {
@@ -259,7 +258,7 @@ pub(super) fn int8_matmul(
                 finish((&mut rows[c0..], cout), &mut sums, r0, columns);
                 continue;
             }
-            tile_out.resize(nr * nc, Bf16::default());
+            tile_out.resize(nr * nc, 0.0);
             if onto {
                 for (r, row) in tile_out.chunks_exact_mut(nc).enumerate() {
                     // SAFETY: as above; this tile's columns of its rows, written by no other.
@@ -297,9 +296,9 @@ pub(super) fn int8_convolve(
     (padded, padded_shape): (&[u8], PaddedShape),
     k: usize,
     [n, h, w]: [usize; 3],
-    out: &mut [Bf16],
+    out: &mut [f32],
     (finish, in_kernel): (
-        impl Fn((&mut [Bf16], usize), &mut [i32], usize, Range<usize>) + Send + Sync,
+        impl Fn((&mut [f32], usize), &mut [i32], usize, Range<usize>) + Send + Sync,
         Option<&InKernel>,
     ),
 ) {
@@ -493,13 +492,13 @@ unsafe fn raw_product(
 /// A raw pointer that may cross threads: each thread reads and writes its own disjoint block
 /// (here and in `panel`).
 #[derive(Clone, Copy)]
-pub(super) struct SendPtr<T = f32>(pub(super) *mut T);
+pub(super) struct SendPtr(pub(super) *mut f32);
 // SAFETY: used only to hand disjoint output blocks to the threads of one product call.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
 
-impl<T> SendPtr<T> {
-    pub(super) fn get(self) -> *mut T {
+impl SendPtr {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }

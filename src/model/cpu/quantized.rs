@@ -3,8 +3,8 @@
 //! convolution as each tile gathers its rows, by a wider window once, into a copy with the
 //! padding around it — summed exactly in i32 (`dot`), then dequantized, biased, added to the
 //! residual and rectified in one pass over each tile while it is in cache
-//! (`product::int8_matmul`, `product::int8_convolve`), or on VNNI by the kernel itself on each
-//! small tile's sums as it ends (`dot::product_dequantized`; the same bits).
+//! (`product::int8_matmul`, `product::int8_convolve`), or on VNNI by the kernel itself on the
+//! sums in registers (`dot::product_dequantized`; the same bits).
 //!
 //! Activations are quantized per photo (one scale for a photo's tensor; photos batched in one
 //! product each keep theirs) with a scale computed at run time from the photo's own maximum,
@@ -12,14 +12,13 @@
 //! ReLU (≥ 0: u8 with no zero point), a photo's range is then used in full whatever the photo,
 //! and the import needs no photos. The
 //! maximum is found by the epilogue of the layer that makes the tensor, so it costs no extra
-//! pass. The stem's input, the photo, is signed: quantized around a zero point. The outputs,
-//! and so the residual stream between blocks, are kept as bf16 (`activations::Bf16`): half
-//! the bytes of f32 to write, read back and quantize.
+//! pass. The stem's input, the photo, is signed: quantized around a zero point. The residual
+//! stream between blocks stays f32.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-use super::activations::{Activations, Bf16, Pooled, buffer, recycle};
+use super::activations::{Activations, buffer, recycle};
 use super::conv::Window;
 use super::dot::{Int8Kernel, PackedInt8};
 use super::product::{InKernel, int8_convolve, int8_matmul};
@@ -65,28 +64,9 @@ impl Quantization {
     }
 
     /// `values` quantized into `q` (as many as `q` holds).
-    pub(super) fn quantize_into<S: Quantizable>(self, q: &mut [u8], values: &[S]) {
+    pub(super) fn quantize_into(self, q: &mut [u8], values: &[f32]) {
         let offset = f32::from(self.zero_point) + 0.5;
-        S::quantize_into(q, values, 1.0 / self.scale, offset, f32::from(self.top));
-    }
-}
-
-/// What a convolution here quantizes: the photo (f32, the stem's input), or the activations
-/// the int8 layers keep (bf16).
-pub(super) trait Quantizable: Pooled {
-    /// `q = round(v · inverse + offset - 0.5)`, half up, saturating at 0 and `top` (≤ 255).
-    fn quantize_into(q: &mut [u8], values: &[Self], inverse: f32, offset: f32, top: f32);
-}
-
-impl Quantizable for f32 {
-    fn quantize_into(q: &mut [u8], values: &[Self], inverse: f32, offset: f32, top: f32) {
-        quantize_f32_into(q, values, inverse, offset, top)
-    }
-}
-
-impl Quantizable for Bf16 {
-    fn quantize_into(q: &mut [u8], values: &[Self], inverse: f32, offset: f32, top: f32) {
-        quantize_bf16_into(q, values, inverse, offset, top)
+        quantize_into(q, values, 1.0 / self.scale, offset, f32::from(self.top));
     }
 }
 
@@ -109,32 +89,17 @@ fn photo_runs(
     })
 }
 
-/// One value of [`Quantizable::quantize_into`].
-#[inline(always)]
-fn quantize(v: f32, inverse: f32, offset: f32, top: f32) -> u8 {
-    // Clamped first by comparisons (a NaN becomes `top`; `min`/`max` would keep the loops
-    // scalar in wasm, `clamp` would keep the NaN), so the conversion is in range.
-    let v = v * inverse + offset;
-    let v = if v < top { v } else { top };
-    let v = if v > 0.0 { v } else { 0.0 };
-    // SAFETY: v is finite and within 0..=top ≤ 255.
-    unsafe { v.to_int_unchecked::<i32>() as u8 }
-}
-
 widest! {
-    /// [`Quantizable::quantize_into`] for f32 values.
-    fn quantize_f32_into(q: &mut [u8], values: &[f32], inverse: f32, offset: f32, top: f32) -> () {
+    /// `q = round(v · inverse + offset - 0.5)`, half up, saturating at 0 and `top` (≤ 255).
+    fn quantize_into(q: &mut [u8], values: &[f32], inverse: f32, offset: f32, top: f32) -> () {
         for (q, &v) in q.iter_mut().zip(values) {
-            *q = quantize(v, inverse, offset, top);
-        }
-    }
-}
-
-widest! {
-    /// [`Quantizable::quantize_into`] for bf16 values.
-    fn quantize_bf16_into(q: &mut [u8], values: &[Bf16], inverse: f32, offset: f32, top: f32) -> () {
-        for (q, &v) in q.iter_mut().zip(values) {
-            *q = quantize(v.to_f32(), inverse, offset, top);
+            // Clamped first by comparisons (a NaN becomes `top`; `min`/`max` would keep this
+            // loop scalar in wasm, `clamp` would keep the NaN), so the conversion is in range.
+            let v = v * inverse + offset;
+            let v = if v < top { v } else { top };
+            let v = if v > 0.0 { v } else { 0.0 };
+            // SAFETY: v is finite and within 0..=top ≤ 255.
+            *q = unsafe { v.to_int_unchecked::<i32>() } as u8;
         }
     }
 }
@@ -268,13 +233,13 @@ impl Int8Conv {
     /// `0..=top` with its own scale (as the product gathers it, or up front for a window wider
     /// than a pixel): a photo's result does not depend on the photos beside it. The residual
     /// is taken: the output is written over it as it is read.
-    pub(super) fn forward<S: Quantizable>(
+    pub(super) fn forward(
         &self,
         kernel: Int8Kernel,
-        x: &Activations<S>,
+        x: &Activations,
         (maxima, top): (&[f32], u8),
-        residual: Option<Activations<Bf16>>,
-    ) -> (Activations<Bf16>, Vec<f32>) {
+        residual: Option<Activations>,
+    ) -> (Activations, Vec<f32>) {
         assert_eq!(x.c, self.in_channels, "input channels");
         assert_eq!(maxima.len(), x.n, "a maximum per photo");
         let (h, w) = (self.window.out_side(x.h), self.window.out_side(x.w));
@@ -305,7 +270,7 @@ impl Int8Conv {
         let quantized = (self.kernel > 1).then(|| {
             // Photo `b` with its own scale; the border the quantized zero.
             let quantize =
-                |to: &mut [u8], from: &[S], b: usize| quantizations[b].quantize_into(to, from);
+                |to: &mut [u8], from: &[f32], b: usize| quantizations[b].quantize_into(to, from);
             self.window.pad(x, zero, quantize)
         });
         let fill = |rows: &mut [u8], first: usize| {
@@ -332,7 +297,7 @@ impl Int8Conv {
                     for (r, row) in rows.chunks_exact_mut(depth).enumerate() {
                         let quantization = quantizations[(first + r) / pixels];
                         let quantize =
-                            |to: &mut [u8], from: &[S]| quantization.quantize_into(to, from);
+                            |to: &mut [u8], from: &[f32]| quantization.quantize_into(to, from);
                         let window = (row, zero);
                         self.window
                             .im2col_row(&x.data, shape, [h, w], first + r, window, quantize);
@@ -359,7 +324,7 @@ impl Int8Conv {
             None => buffer(x.n * h * w * cout),
         };
         let finish =
-            |(tile, stride): (&mut [Bf16], usize), sums: &mut [i32], first, cols: Range<usize>| {
+            |(tile, stride): (&mut [f32], usize), sums: &mut [i32], first, cols: Range<usize>| {
                 if let Some(zero_sums) = &zero_sums {
                     take_off_zero_sums(sums, &zero_sums[cols.clone()]);
                 }
@@ -438,11 +403,11 @@ fn take_off_zero_sums(sums: &mut [i32], zero_sums: &[i32]) {
 
 widest! {
     /// A tile of output pixels (rows of `factors.len()` columns, `stride` apart in `tile`):
-    /// `relu?(sum · factor + bias + residual)` rounded to bf16, the residual the tile's own
-    /// values when `onto` (else none), and its maximum (0 without a ReLU). One pass over a
-    /// tile in L1, which vectorizes.
+    /// `relu?(sum · factor + bias + residual)`, the residual the tile's own values when `onto`
+    /// (else none), and its maximum (0 without a ReLU). One pass over a tile in L1, which
+    /// vectorizes.
     fn finish_int8_tile(
-        tile: &mut [Bf16],
+        tile: &mut [f32],
         stride: usize,
         sums: &[i32],
         factors: &[f32],
@@ -469,7 +434,7 @@ widest! {
 
 #[inline(always)]
 fn finish<const ONTO: bool, const RELU: bool>(
-    row: &mut [Bf16],
+    row: &mut [f32],
     sums: &[i32],
     factors: &[f32],
     bias: &[f32],
@@ -478,18 +443,13 @@ fn finish<const ONTO: bool, const RELU: bool>(
     for i in 0..row.len() {
         let mut v = sums[i] as f32 * factors[i] + bias[i];
         if ONTO {
-            v += row[i].to_f32();
+            v += row[i];
         }
-        let rounded = if RELU {
+        if RELU {
             v = if v > 0.0 { v } else { 0.0 };
-            let rounded = Bf16::round_bits(v);
-            // Of the values as kept: the next layer's quantization maps it to the top.
-            max = max.max(rounded);
-            rounded
-        } else {
-            Bf16::round_bits(v)
-        };
-        row[i] = Bf16((rounded >> 16) as u16);
+            max = max.max(v.to_bits());
+        }
+        row[i] = v;
     }
     f32::from_bits(max)
 }
@@ -539,18 +499,15 @@ mod tests {
                 .map(|&v| if signed { v } else { v.max(0.0) })
                 .collect();
             let x = Activations::from_planar(&planar, 2, cin, side, side);
-            // The blocks' inputs and residuals are bf16 (the stem's input, the photo, f32): the
-            // f32 reference gets the same values.
-            let x = if signed { x } else { x.to_bf16().to_f32() };
             let out_side = (side + 2 * padding - k) / stride + 1;
             // Taken by each convolution (its output is written over it): one for each.
             let skip = || {
                 residual.then(|| {
                     let v = values(2 * cout * out_side * out_side, seed + 4);
-                    Activations::from_planar(&v, 2, cout, out_side, out_side).to_bf16()
+                    Activations::from_planar(&v, 2, cout, out_side, out_side)
                 })
             };
-            let expected = f32_conv.forward(&x, skip().map(|s| s.to_f32()));
+            let expected = f32_conv.forward(&x, skip());
             // 8-bit activations, and 7-bit ones (relaxed SIMD's): half the steps, so twice the
             // rounding error allowed (signed: half again; the stem is int8 with 8 bits only).
             let tops: &[(u8, f32)] = if signed {
@@ -564,12 +521,7 @@ mod tests {
                 let mut first: Option<Vec<f32>> = None;
                 let kernels = Int8Kernel::ALL.into_iter().filter(|k| k.available());
                 for kernel in kernels.filter(|k| k.activation_max() >= top) {
-                    let (ours, max) = match signed {
-                        true => int8.forward(kernel, &x, (&x_max, top), skip()),
-                        false => int8.forward(kernel, &x.to_bf16(), (&x_max, top), skip()),
-                    };
-                    // Rounded to bf16: up to 2^-9 of each value more.
-                    let ours = ours.to_f32();
+                    let (ours, max) = int8.forward(kernel, &x, (&x_max, top), skip());
                     let range = max_of(&expected.data.iter().map(|v| v.abs()).collect::<Vec<_>>());
                     let worst = ours
                         .data
@@ -649,11 +601,11 @@ mod tests {
         let width = panels * 16;
         let factors: Vec<f32> = (0..width).map(|i| 1e-3 * (i as f32 + 1.0)).collect();
         let bias: Vec<f32> = (0..width).map(|i| (i % 9) as f32 - 4.0).collect();
-        let mut residual: Vec<Bf16> = (0..rows * ldo)
-            .map(|i| Bf16::round((i % 23) as f32 * 0.5 - 6.0))
+        let mut residual: Vec<f32> = (0..rows * ldo)
+            .map(|i| (i % 23) as f32 * 0.5 - 6.0)
             .collect();
-        residual[3] = Bf16::round(f32::NAN);
-        residual[ldo + 5] = Bf16::round(-0.0);
+        residual[3] = f32::NAN;
+        residual[ldo + 5] = -0.0;
         let mut sums = vec![0; rows * width];
         product(
             Int8Kernel::Portable,
@@ -686,8 +638,9 @@ mod tests {
             let out = (ours.as_mut_slice(), ldo);
             let max =
                 product_dequantized(a, rows, &weights, (first_panel, panels), out, dequantize);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             let case = format!("onto {onto}, relu {relu}, signed {signed}");
-            assert_eq!(ours, expected, "{case}");
+            assert_eq!(bits(&ours), bits(&expected), "{case}");
             assert_eq!(max.to_bits(), expected_max.to_bits(), "{case}");
         }
     }
