@@ -465,8 +465,9 @@ mod tests {
     /// Each int8 convolution shape ResNet50 has, against the f32 convolution on the same
     /// (dequantized) weights and input: the only differences are the rounding of weights and
     /// input, so they are small against the output's range; and every kernel this CPU has
-    /// gives the same bits (VNNI reading the 14- and 28-wide 3x3 layers' windows where they lie, the
-    /// others gathering them). The stem's shape with a signed input (its depth, 147, padded).
+    /// gives the same bits (VNNI reading the 14- and 28-wide 3x3 layers' windows where they
+    /// lie, the others gathering them). The stem's shape with a signed input (its depth, 147,
+    /// padded).
     #[test]
     fn int8_convolutions_match_f32_and_each_other() {
         // (in, out, kernel, stride, padding, side, projection, residual)
